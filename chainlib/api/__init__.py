@@ -1,0 +1,20 @@
+"""The node author's API: decorators, the context, items, port types."""
+
+from .context import Context, NullContext
+from .decorators import collector, iterator, node
+from .item import Item, Lazy
+from .registry import NodeSpec, all_specs
+from .types import Image
+
+__all__ = [
+    "Context",
+    "Image",
+    "Item",
+    "Lazy",
+    "NodeSpec",
+    "NullContext",
+    "all_specs",
+    "collector",
+    "iterator",
+    "node",
+]

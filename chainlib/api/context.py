@@ -1,0 +1,50 @@
+"""The node context: how a running node talks to the run that executes it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class _Hooks(Protocol):
+    def checkpoint(self) -> None: ...
+    def progress(self, node: str, fraction: float) -> None: ...
+
+
+class Context:
+    """Injected into a node function that declares a ``ctx`` parameter (or one typed ``Context``).
+
+    ``checkpoint()`` is where a long node honours the run's controls: it blocks while the run is
+    paused and raises :class:`chainlib.errors.RunStopped` when the run is stopping. Call it often
+    (every few milliseconds of work) so Pause and Stop take effect quickly.
+    """
+
+    __slots__ = ("_hooks", "item", "node")
+
+    def __init__(self, hooks: _Hooks, node: str, item: int | None) -> None:
+        self._hooks = hooks
+        self.node = node
+        """The id of the node instance being executed."""
+        self.item = item
+        """The index of the item being processed, or ``None`` outside the per-item part."""
+
+    def checkpoint(self) -> None:
+        """Block while paused; raise ``RunStopped`` if the run is stopping."""
+        self._hooks.checkpoint()
+
+    def progress(self, fraction: float) -> None:
+        """Report progress within this node (0.0 to 1.0); shown in the status as ``progress``."""
+        self._hooks.progress(self.node, min(1.0, max(0.0, float(fraction))))
+
+
+class NullContext(Context):
+    """A context for calling node functions directly, outside any run (tests, scripts)."""
+
+    class _NoHooks:
+        def checkpoint(self) -> None:
+            return None
+
+        def progress(self, node: str, fraction: float) -> None:
+            return None
+
+    def __init__(self, node: str = "<direct>", item: int | None = None) -> None:
+        super().__init__(self._NoHooks(), node, item)

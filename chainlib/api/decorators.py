@@ -1,0 +1,53 @@
+"""Decorators that turn functions into node types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .registry import build_spec, register
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def node(node_id: str, *, output: str = "value") -> Callable[[F], F]:
+    """Register a regular node: called with its inputs, returns its output.
+
+    Return a ``TypedDict`` (annotated as such) for several named outputs; otherwise the single
+    output is called ``output``. Declare a parameter ``ctx`` to receive a :class:`Context`.
+    """
+
+    def wrap(fn: F) -> F:
+        fn.__chainlib_spec__ = register(build_spec(fn, node_id, "node", output=output))  # type: ignore[attr-defined]
+        return fn
+
+    return wrap
+
+
+def iterator(
+    node_id: str, *, output: str = "value", length: Callable[..., int] | None = None
+) -> Callable[[F], F]:
+    """Register an iterator: a generator function; everything downstream runs once per item.
+
+    ``length``, called with the same inputs, declares the number of items up front (for progress
+    and ETA before the first item finishes).
+    """
+
+    def wrap(fn: F) -> F:
+        spec = build_spec(fn, node_id, "iterator", output=output, length=length)
+        fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
+        return fn
+
+    return wrap
+
+
+def collector(node_id: str, *, collect: str, output: str = "value") -> Callable[[F], F]:
+    """Register a collector: ``collect`` names the input that receives the list of per-item values
+    (in item order, failed or skipped items left out); the function returns one value."""
+
+    def wrap(fn: F) -> F:
+        spec = build_spec(fn, node_id, "collector", output=output, collect=collect)
+        fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
+        return fn
+
+    return wrap

@@ -1,0 +1,41 @@
+"""What an iterator yields: plain values, or an :class:`Item` carrying a label and a source file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One item from an iterator.
+
+    ``value`` is what a plain ``yield`` would give (a dict for multi-output iterators). ``label``
+    names the item in the status and in failures (for example a relative file path). ``source`` is
+    the input file the item comes from, used by resumable runs to recognise finished items.
+    """
+
+    value: Any
+    label: str | None = None
+    source: str | None = None
+
+
+class Lazy:
+    """A value computed on the worker that runs the item, not on the iterator's thread.
+
+    Iterators yield ``Lazy(load, path)`` for expensive per-item work (decoding an image) so it runs
+    in parallel; an exception it raises fails that item, attributed to the iterator node.
+    """
+
+    __slots__ = ("args", "fn")
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn = fn
+        self.args = args
+
+    def resolve(self) -> Any:
+        return self.fn(*self.args)
+
+    def __repr__(self) -> str:
+        return f"Lazy({getattr(self.fn, '__name__', self.fn)!s}, {', '.join(map(repr, self.args))})"

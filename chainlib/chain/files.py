@@ -1,0 +1,159 @@
+"""Versioned JSON chain files.
+
+```json
+{"format": "chainlib.chain", "version": 1, "name": "resize photos",
+ "nodes": [
+   {"id": "load_folder", "type": "image.load_folder", "inputs": {"folder": {"value": "photos"}}},
+   {"id": "resize", "type": "image.resize",
+    "inputs": {"image": {"link": {"node": "load_folder", "output": "image"}},
+               "width": {"value": 256}}}]}
+```
+Every input is either ``{"value": <JSON constant>}`` or ``{"link": {"node": ID, "output": NAME}}``
+(``output`` may be omitted for a node with a single output). Errors name the JSON path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import ChainError
+from .model import Chain, NodeInstance, OutputRef
+
+FORMAT = "chainlib.chain"
+VERSION = 1
+
+
+def chain_to_dict(chain: Chain) -> dict[str, Any]:
+    nodes = []
+    for nid, inst in chain.nodes.items():
+        inputs: dict[str, Any] = {}
+        for name, value in inst.inputs.items():
+            if isinstance(value, OutputRef):
+                link = {"node": value.node}
+                if value.output is not None:
+                    link["output"] = value.output
+                inputs[name] = {"link": link}
+            else:
+                _check_json(value, node=nid, input=name)
+                inputs[name] = {"value": value}
+        nodes.append({"id": nid, "type": inst.type, "inputs": inputs})
+    return {"format": FORMAT, "version": VERSION, "name": chain.name, "nodes": nodes}
+
+
+def _check_json(value: Any, *, node: str, input: str) -> None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, node=node, input=input)
+        return
+    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        for v in value.values():
+            _check_json(v, node=node, input=input)
+        return
+    raise ChainError(
+        f"constant {type(value).__name__} {value!r:.60} cannot be stored in a chain file",
+        node=node, input=input,
+    )
+
+
+def chain_from_dict(data: Any, *, source: str = "<dict>") -> Chain:
+    def fail(where: str, message: str, **kw: Any) -> ChainError:
+        return ChainError(message, where=f"{source}:{where}", **kw)
+
+    if not isinstance(data, Mapping):
+        raise fail("$", f"expected a JSON object, got {type(data).__name__}")
+    if data.get("format") != FORMAT:
+        raise fail("$.format", f"not a chainlib chain file (format is {data.get('format')!r}, "
+                               f"expected {FORMAT!r})")
+    version = data.get("version")
+    if version != VERSION:
+        raise fail("$.version", f"unsupported chain file version {version!r} "
+                                f"(this chainlib reads version {VERSION})")
+    name = data.get("name", "chain")
+    if not isinstance(name, str):
+        raise fail("$.name", "expected a string")
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list):
+        raise fail("$.nodes", "expected a list of nodes")
+    chain = Chain(name)
+    for i, raw in enumerate(nodes):
+        where = f"$.nodes[{i}]"
+        if not isinstance(raw, Mapping):
+            raise fail(where, "expected a node object")
+        nid, ntype, inputs = raw.get("id"), raw.get("type"), raw.get("inputs", {})
+        if not isinstance(nid, str) or not nid:
+            raise fail(f"{where}.id", "expected a non-empty string node id")
+        if not isinstance(ntype, str) or not ntype:
+            raise fail(f"{where}.type", "expected a node type id string", node=nid)
+        if not isinstance(inputs, Mapping):
+            raise fail(f"{where}.inputs", "expected an object of inputs", node=nid)
+        if nid in chain.nodes:
+            raise fail(f"{where}.id", "duplicate node id", node=nid)
+        parsed: dict[str, Any] = {}
+        for key, spec in inputs.items():
+            iwhere = f"{where}.inputs.{key}"
+            if not isinstance(spec, Mapping) or len(spec) != 1 or not {"value", "link"} & set(spec):
+                raise fail(iwhere, 'expected {"value": ...} or {"link": {"node": ..., '
+                                   '"output": ...}}', node=nid, input=key)
+            if "value" in spec:
+                parsed[key] = spec["value"]
+                continue
+            link = spec["link"]
+            if (not isinstance(link, Mapping) or not isinstance(link.get("node"), str)
+                    or not isinstance(link.get("output", ""), str)):
+                raise fail(f"{iwhere}.link", 'expected {"node": ID, "output": NAME}',
+                           node=nid, input=key)
+            parsed[key] = OutputRef(link["node"], link.get("output"))
+        try:
+            chain.add(ntype, id=nid)
+        except ChainError as exc:
+            raise fail(f"{where}.id", exc.message, node=nid) from None
+        chain.nodes[nid] = NodeInstance(nid, ntype, parsed)
+    return chain
+
+
+def save(chain: Chain, path: str | Path) -> None:
+    text = json.dumps(chain_to_dict(chain), indent=2) + "\n"
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> Chain:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ChainError(f"cannot read chain file: {exc.strerror or exc}", where=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise ChainError(f"chain file is not UTF-8 text ({exc.reason})", where=str(p)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ChainError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                         where=str(p)) from None
+    return chain_from_dict(data, source=str(p))
+
+
+def fingerprint(chain: Chain) -> str:
+    d = chain_to_dict(chain)
+    d.pop("name", None)
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

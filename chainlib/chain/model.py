@@ -1,0 +1,162 @@
+"""The chain: a directed acyclic graph of node instances."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..api.registry import NodeSpec, get, spec_of
+from ..errors import ChainError
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRef:
+    """A link: output ``output`` of node instance ``node`` (``None`` means its single output)."""
+
+    node: str
+    output: str | None = None
+
+    def __str__(self) -> str:
+        return self.node if self.output is None else f"{self.node}.{self.output}"
+
+
+@dataclass
+class NodeInstance:
+    """One node in a chain: an instance id, a node type id, and its inputs (constants or links)."""
+
+    id: str
+    type: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> NodeSpec | None:
+        return get(self.type)
+
+    def links(self) -> Iterator[tuple[str, OutputRef]]:
+        for name, value in self.inputs.items():
+            if isinstance(value, OutputRef):
+                yield name, value
+
+
+class NodeHandle:
+    """What ``Chain.add`` returns: use ``handle["output"]`` (or the handle itself for a node with
+    one output) as another node's input."""
+
+    __slots__ = ("id", "type")
+
+    def __init__(self, node_id: str, node_type: str) -> None:
+        self.id = node_id
+        self.type = node_type
+
+    def __getitem__(self, output: str) -> OutputRef:
+        return OutputRef(self.id, output)
+
+    def __repr__(self) -> str:
+        return f"<NodeHandle {self.id} ({self.type})>"
+
+
+_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+class Chain:
+    """A graph of node instances, built in Python with :meth:`add` or read with :meth:`load`.
+
+    Nothing is checked while building; :meth:`validate` checks everything and raises
+    :class:`ChainError` naming the node and input at fault.
+    """
+
+    def __init__(self, name: str = "chain") -> None:
+        self.name = name
+        self.nodes: dict[str, NodeInstance] = {}
+
+    def add(
+        self, node: str | Callable[..., Any], /, *, id: str | None = None, **inputs: Any
+    ) -> NodeHandle:
+        """Add a node instance. ``node`` is a registered id or a node function; ``inputs`` are
+        constants or outputs of other nodes (``handle["name"]`` or a bare handle)."""
+        if isinstance(node, str):
+            node_type = node
+        else:
+            spec = spec_of(node)
+            assert spec is not None
+            node_type = spec.id
+        node_id = id or self._fresh_id(node_type)
+        if not _ID_RE.match(node_id):
+            raise ChainError("invalid node id (letters, digits, _ and - only)", node=node_id)
+        if node_id in self.nodes:
+            raise ChainError("duplicate node id", node=node_id)
+        self.nodes[node_id] = NodeInstance(
+            node_id, node_type, {k: _as_input(v) for k, v in inputs.items()}
+        )
+        return NodeHandle(node_id, node_type)
+
+    def set(self, node_id: str, input_name: str, value: Any) -> None:
+        """Set (override) one input of a node instance."""
+        if node_id not in self.nodes:
+            raise ChainError("no such node in the chain", node=node_id)
+        self.nodes[node_id].inputs[input_name] = _as_input(value)
+
+    def handle(self, node_id: str) -> NodeHandle:
+        """A handle to an existing node instance (for chains read from a file)."""
+        if node_id not in self.nodes:
+            raise ChainError("no such node in the chain", node=node_id)
+        return NodeHandle(node_id, self.nodes[node_id].type)
+
+    def _fresh_id(self, node_type: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", node_type.rsplit(".", 1)[-1]) or "node"
+        if base[0].isdigit():
+            base = "n" + base
+        if base not in self.nodes:
+            return base
+        n = 2
+        while f"{base}_{n}" in self.nodes:
+            n += 1
+        return f"{base}_{n}"
+
+    def validate(self) -> None:
+        """Check the whole chain; raise :class:`ChainError` naming the node and input at fault."""
+        from .validate import compile_chain
+
+        compile_chain(self)
+
+    def fingerprint(self) -> str:
+        """A stable hash of the chain's structure and constants (used by resumable runs)."""
+        from .files import fingerprint
+
+        return fingerprint(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        from .files import chain_to_dict
+
+        return chain_to_dict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the chain as a versioned JSON chain file."""
+        from .files import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Chain:
+        """Read a JSON chain file; errors name the JSON path, node and input at fault."""
+        from .files import load
+
+        return load(path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Chain:
+        from .files import chain_from_dict
+
+        return chain_from_dict(data, source=source)
+
+    def __repr__(self) -> str:
+        return f"<Chain {self.name!r} with {len(self.nodes)} nodes>"
+
+
+def _as_input(value: Any) -> Any:
+    if isinstance(value, NodeHandle):
+        return OutputRef(value.id, None)
+    return value

@@ -1,0 +1,198 @@
+"""Validation: turn a :class:`Chain` into an execution :class:`Plan`, or raise ``ChainError``.
+
+Phases. Nodes not downstream of the iterator run once, before the items (``pre``). The iterator and
+everything fed by its items run once per item (``item``). Collectors gather per-item values; they
+and everything downstream of them run once after all items (``post``). A chain has at most one
+iterator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..api.registry import NodeSpec, get
+from ..api.types import accepts_value, connectable, type_name
+from ..errors import ChainError
+from .model import Chain, OutputRef
+
+Phase = Literal["pre", "item", "post"]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    node: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node instance ready to execute: its spec, constants, and resolved links."""
+
+    id: str
+    spec: NodeSpec
+    phase: Phase
+    constants: Mapping[str, Any]
+    links: Mapping[str, Link]
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: Mapping[str, Step]
+    pre: tuple[Step, ...]
+    iterator: Step | None
+    item: tuple[Step, ...]  # per-item nodes after the iterator, in topological order
+    collectors: tuple[Step, ...]
+    post: tuple[Step, ...]  # after collectors, in topological order, collectors excluded
+
+
+def compile_chain(chain: Chain) -> Plan:
+    specs: dict[str, NodeSpec] = {}
+    for nid, inst in chain.nodes.items():
+        spec = get(inst.type)
+        if spec is None:
+            raise ChainError(f"unknown node type {inst.type!r}", node=nid)
+        specs[nid] = spec
+
+    links: dict[str, dict[str, Link]] = {}
+    constants: dict[str, dict[str, Any]] = {}
+    for nid, inst in chain.nodes.items():
+        spec = specs[nid]
+        links[nid], constants[nid] = {}, {}
+        for name, value in inst.inputs.items():
+            if name not in spec.inputs:
+                known = ", ".join(spec.inputs) or "none"
+                raise ChainError(
+                    f"unknown input for {spec.id} (inputs: {known})", node=nid, input=name
+                )
+            if isinstance(value, OutputRef):
+                links[nid][name] = _resolve_link(nid, name, value, chain, specs)
+            else:
+                constants[nid][name] = value
+        for name, inp in spec.inputs.items():
+            if inp.required and name not in inst.inputs:
+                raise ChainError(f"missing required input of type {type_name(inp.type)}",
+                                 node=nid, input=name)
+
+    order = _toposort(chain, links)
+    phases = _phases(order, specs, links)
+
+    for nid in order:
+        spec = specs[nid]
+        for name, value in constants[nid].items():
+            in_type = spec.inputs[name].type
+            if spec.kind == "collector" and name == spec.collect:
+                raise ChainError("a collector's collected input must be linked to per-item values",
+                                 node=nid, input=name)
+            if not accepts_value(in_type, value):
+                raise ChainError(
+                    f"expected {type_name(in_type)}, got {type(value).__name__} {value!r}",
+                    node=nid, input=name,
+                )
+        for name, link in links[nid].items():
+            out_type = specs[link.node].outputs[link.output]
+            in_type = spec.inputs[name].type
+            if spec.kind == "collector" and name == spec.collect:
+                in_type = spec.item_type
+            if not connectable(out_type, in_type):
+                raise ChainError(
+                    f"type mismatch: {link.node}.{link.output} gives {type_name(out_type)}, "
+                    f"input expects {type_name(in_type)}",
+                    node=nid, input=name,
+                )
+
+    steps = {
+        nid: Step(nid, specs[nid], phases[nid], dict(constants[nid]), dict(links[nid]))
+        for nid in order
+    }
+    ordered = [steps[n] for n in order]
+    iterators = [s for s in ordered if s.spec.kind == "iterator"]
+    return Plan(
+        steps=steps,
+        pre=tuple(s for s in ordered if s.phase == "pre"),
+        iterator=iterators[0] if iterators else None,
+        item=tuple(s for s in ordered if s.phase == "item" and s.spec.kind != "iterator"),
+        collectors=tuple(s for s in ordered if s.spec.kind == "collector"),
+        post=tuple(s for s in ordered if s.phase == "post" and s.spec.kind != "collector"),
+    )
+
+
+def _resolve_link(
+    nid: str, name: str, ref: OutputRef, chain: Chain, specs: Mapping[str, NodeSpec]
+) -> Link:
+    if ref.node not in chain.nodes:
+        raise ChainError(f"linked to unknown node {ref.node!r}", node=nid, input=name)
+    src = specs[ref.node]
+    if ref.output is None:
+        if src.default_output is None:
+            outs = ", ".join(src.outputs) or "none"
+            raise ChainError(
+                f"{ref.node} has {len(src.outputs)} outputs ({outs}); name one: {ref.node}[...]",
+                node=nid, input=name,
+            )
+        return Link(ref.node, src.default_output)
+    if ref.output not in src.outputs:
+        outs = ", ".join(src.outputs) or "none"
+        raise ChainError(f"{ref.node} has no output {ref.output!r} (outputs: {outs})",
+                         node=nid, input=name)
+    return Link(ref.node, ref.output)
+
+
+def _toposort(chain: Chain, links: Mapping[str, Mapping[str, Link]]) -> list[str]:
+    indegree = {nid: 0 for nid in chain.nodes}
+    users: dict[str, list[str]] = {nid: [] for nid in chain.nodes}
+    for nid, ls in links.items():
+        for src in {lk.node for lk in ls.values()}:
+            indegree[nid] += 1
+            users[src].append(nid)
+    ready = [nid for nid in chain.nodes if indegree[nid] == 0]  # insertion order is stable
+    order: list[str] = []
+    while ready:
+        nid = ready.pop(0)
+        order.append(nid)
+        for user in users[nid]:
+            indegree[user] -= 1
+            if indegree[user] == 0:
+                ready.append(user)
+    if len(order) != len(chain.nodes):
+        stuck = sorted(nid for nid, d in indegree.items() if d > 0)
+        raise ChainError(f"cycle through {', '.join(stuck)}", node=stuck[0])
+    return order
+
+
+def _phases(
+    order: list[str], specs: Mapping[str, NodeSpec], links: Mapping[str, Mapping[str, Link]]
+) -> dict[str, Phase]:
+    phases: dict[str, Phase] = {}
+    iterator: str | None = None
+    for nid in order:
+        spec = specs[nid]
+        src_phases = {name: phases[lk.node] for name, lk in links[nid].items()}
+        if spec.kind == "iterator":
+            if iterator is not None:
+                raise ChainError(f"a chain may have one iterator; {iterator!r} is already one",
+                                 node=nid)
+            for name, ph in src_phases.items():
+                if ph != "pre":
+                    raise ChainError("an iterator's inputs must not depend on items",
+                                     node=nid, input=name)
+            iterator = nid
+            phases[nid] = "item"
+        elif spec.kind == "collector":
+            for name, ph in src_phases.items():
+                if name == spec.collect and ph != "item":
+                    raise ChainError("a collector's collected input must come from per-item "
+                                     "nodes (downstream of an iterator)", node=nid, input=name)
+                if name != spec.collect and ph != "pre":
+                    raise ChainError("a collector's other inputs must not depend on items",
+                                     node=nid, input=name)
+            phases[nid] = "post"
+        else:
+            kinds = set(src_phases.values())
+            if {"item", "post"} <= kinds:
+                bad = next(n for n, p in src_phases.items() if p == "item")
+                raise ChainError("mixes per-item values with collected results; "
+                                 "collect the per-item value first", node=nid, input=bad)
+            phases[nid] = "item" if "item" in kinds else "post" if "post" in kinds else "pre"
+    return phases

@@ -1,0 +1,5 @@
+"""Built-in nodes. Importing this package registers them."""
+
+from . import core
+
+__all__ = ["core"]

@@ -1,0 +1,33 @@
+"""Built-in general-purpose nodes: batch any Python work with ``core.range`` / ``core.items``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..api import Item, collector, iterator, node
+
+
+@iterator("core.range", length=lambda n, start=0, step=1: len(range(start, start + n * step, step)))
+def range_(n: int, start: int = 0, step: int = 1) -> Iterator[int]:
+    """Yield ``n`` integers: start, start+step, ..."""
+    yield from range(start, start + n * step, step)
+
+
+@iterator("core.items", length=lambda items: len(items))
+def items(items: list[Any]) -> Iterator[Any]:
+    """Yield each element of a list (labelled by its repr)."""
+    for value in items:
+        yield Item(value, label=repr(value)[:80])
+
+
+@collector("core.collect", collect="values")
+def collect(values: list[Any]) -> list[Any]:
+    """Gather the per-item values into a list, in item order."""
+    return list(values)
+
+
+@node("core.constant")
+def constant(value: Any) -> Any:
+    """Pass a constant value on."""
+    return value

@@ -1,0 +1,121 @@
+"""Events: the fast path next to the status snapshot.
+
+Every change of a runner's state bumps ``seq`` by one and produces exactly one event carrying that
+seq, so a subscriber that sees ``event.seq > last_seq + 1`` knows it missed events and can resync
+from ``Runner.status()``. Each subscriber has its own bounded buffer and delivery thread: a slow or
+raising subscriber never slows or breaks the run; when its buffer is full, new events are dropped
+and the next delivered one reports the gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+log = logging.getLogger("chainlib")
+
+EventKind = Literal[
+    "state",
+    "node_started",
+    "node_finished",
+    "node_failed",
+    "item_done",
+    "item_failed",
+    "progress",
+    "total",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change. ``gap`` counts events this subscriber missed just before this one."""
+
+    kind: EventKind
+    seq: int
+    run_id: str
+    state: str
+    node: str | None = None
+    item: int | None = None
+    label: str | None = None
+    message: str | None = None
+    progress: float | None = None
+    gap: int = 0
+
+
+class Subscription:
+    """A callback receiving a runner's events on its own thread. Close it to stop delivery."""
+
+    def __init__(
+        self,
+        callback: Callable[[Event], object],
+        *,
+        maxlen: int = 10_000,
+        on_close: Callable[[Subscription], None] | None = None,
+    ) -> None:
+        self._callback = callback
+        self._maxlen = maxlen
+        self._on_close = on_close
+        self._cv = threading.Condition(threading.Lock())
+        self._buffer: deque[Event] = deque()
+        self._dropped = 0
+        self._closed = False
+        self.errors = 0
+        """How many times the callback raised (each is logged, delivery goes on)."""
+        self._thread = threading.Thread(
+            target=self._deliver, name="chainlib-subscriber", daemon=True
+        )
+        self._thread.start()
+
+    def push(self, event: Event) -> None:
+        """Queue an event; called by the runner under its lock, so it must never block long."""
+        with self._cv:
+            if self._closed:
+                return
+            if len(self._buffer) >= self._maxlen:
+                self._dropped += 1
+                return
+            if self._dropped:
+                event = replace(event, gap=self._dropped)
+                self._dropped = 0
+            self._buffer.append(event)
+            self._cv.notify()
+
+    def close(self, *, drain: bool = False, timeout: float | None = None) -> None:
+        """Stop delivering. With ``drain``, first deliver what is already queued."""
+        with self._cv:
+            if drain:
+                self._cv.wait_for(lambda: not self._buffer, timeout)
+            self._closed = True
+            self._buffer.clear()
+            self._cv.notify()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event has been delivered."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._buffer and not self._busy, timeout)
+
+    _busy = False
+
+    def _deliver(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._buffer or self._closed)
+                if self._closed:
+                    return
+                event = self._buffer.popleft()
+                self._busy = True
+            try:
+                self._callback(event)
+            except Exception:
+                self.errors += 1
+                log.exception("chainlib subscriber %r raised on %s", self._callback, event)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()

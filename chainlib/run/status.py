@@ -1,0 +1,206 @@
+"""Immutable status snapshots: the single source of truth about a run.
+
+``seq`` increases by one on every change of a runner's state, across all its runs; two snapshots
+with the same ``run_id`` and ``seq`` are identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+RunState = Literal[
+    "idle", "running", "pausing", "paused", "stopping", "stopped", "completed", "failed"
+]
+STATES: tuple[RunState, ...] = (
+    "idle", "running", "pausing", "paused", "stopping", "stopped", "completed", "failed"
+)
+ACTIVE_STATES: frozenset[str] = frozenset({"running", "pausing", "paused", "stopping"})
+FINISHED_STATES: frozenset[str] = frozenset({"stopped", "completed", "failed"})
+
+NodeState = Literal["pending", "running", "done", "failed"]
+
+
+class NodeStatusDict(TypedDict):
+    state: NodeState
+    count: int
+    running: int
+    total_s: float
+    mean_s: float
+    progress: float | None
+
+
+class FailureDict(TypedDict):
+    item: int | None
+    label: str | None
+    node: str
+    message: str
+
+
+class ErrorDict(FailureDict):
+    traceback: str
+
+
+class StatusDict(TypedDict):
+    run_id: str
+    state: RunState
+    seq: int
+    done: int
+    failed: int
+    total: int | None
+    current: list[str]
+    nodes: dict[str, NodeStatusDict]
+    elapsed: float
+    eta: float | None
+    rate: float | None
+    error: ErrorDict | None
+    failures: list[FailureDict]
+    started_at: float | None
+    taken_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """Per-node state and timing. ``count`` executions finished, ``running`` in flight now."""
+
+    state: NodeState
+    count: int
+    running: int
+    total_s: float
+    progress: float | None = None
+
+    @property
+    def mean_s(self) -> float:
+        return self.total_s / self.count if self.count else 0.0
+
+    def to_dict(self) -> NodeStatusDict:
+        return {
+            "state": self.state,
+            "count": self.count,
+            "running": self.running,
+            "total_s": self.total_s,
+            "mean_s": self.mean_s,
+            "progress": self.progress,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed item (or a failed node outside the per-item part, where ``item`` is None)."""
+
+    item: int | None
+    label: str | None
+    node: str
+    message: str
+
+    def to_dict(self) -> FailureDict:
+        return {"item": self.item, "label": self.label, "node": self.node, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """The last error of a run: which node, on which item, what and where."""
+
+    node: str
+    message: str
+    traceback: str
+    item: int | None = None
+    label: str | None = None
+
+    def to_dict(self) -> ErrorDict:
+        return {
+            "item": self.item,
+            "label": self.label,
+            "node": self.node,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """An immutable snapshot of a run. Obtain one with ``Runner.status()``."""
+
+    run_id: str
+    state: RunState
+    seq: int
+    done: int
+    failed: int
+    total: int | None
+    current: tuple[str, ...]
+    nodes: Mapping[str, NodeStatus]
+    elapsed: float
+    eta: float | None
+    rate: float | None
+    error: ErrorInfo | None
+    failures: tuple[Failure, ...]
+    started_at: float | None
+    taken_at: float
+
+    @property
+    def remaining(self) -> int | None:
+        """Items not yet run (``total - done - failed``), when the total is known."""
+        return None if self.total is None else self.total - self.done - self.failed
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    def to_dict(self, *, max_failures: int | None = None) -> StatusDict:
+        """A JSON-safe dict. ``max_failures`` keeps only the newest failures (for the panel)."""
+        failures = self.failures if max_failures is None else self.failures[-max_failures:]
+        return {
+            "run_id": self.run_id,
+            "state": self.state,
+            "seq": self.seq,
+            "done": self.done,
+            "failed": self.failed,
+            "total": self.total,
+            "current": list(self.current),
+            "nodes": {k: v.to_dict() for k, v in self.nodes.items()},
+            "elapsed": self.elapsed,
+            "eta": self.eta,
+            "rate": self.rate,
+            "error": None if self.error is None else self.error.to_dict(),
+            "failures": [f.to_dict() for f in failures],
+            "started_at": self.started_at,
+            "taken_at": self.taken_at,
+        }
+
+    def __str__(self) -> str:
+        total = "?" if self.total is None else str(self.total)
+        return f"<Status {self.run_id} #{self.seq} {self.state} {self.done}/{total} failed={self.failed}>"
+
+
+def status_from_dict(d: Mapping[str, Any]) -> Status:
+    """Rebuild a Status from ``to_dict()`` output (for consumers on the other side of a wire)."""
+    err = d.get("error")
+    return Status(
+        run_id=d["run_id"],
+        state=d["state"],
+        seq=d["seq"],
+        done=d["done"],
+        failed=d["failed"],
+        total=d["total"],
+        current=tuple(d["current"]),
+        nodes={
+            k: NodeStatus(v["state"], v["count"], v["running"], v["total_s"], v["progress"])
+            for k, v in d["nodes"].items()
+        },
+        elapsed=d["elapsed"],
+        eta=d["eta"],
+        rate=d["rate"],
+        error=None
+        if err is None
+        else ErrorInfo(err["node"], err["message"], err["traceback"], err["item"], err["label"]),
+        failures=tuple(
+            Failure(f["item"], f["label"], f["node"], f["message"]) for f in d["failures"]
+        ),
+        started_at=d["started_at"],
+        taken_at=d["taken_at"],
+    )

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import chainlib as cl
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll until ``predicate()`` holds (tests wait for states, never sleep fixed times)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.001)
+
+
+class Gates:
+    """Lets a test hold a node inside its body (checkpointing) until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.calls: list[int] = []
+        self.lock = threading.Lock()
+
+    def wait_entered(self, n: int = 1, timeout: float = 10.0) -> None:
+        for _ in range(n):
+            assert self.entered.acquire(timeout=timeout), "node never started"
+
+
+@pytest.fixture
+def gates() -> Iterator[Gates]:
+    g = Gates()
+
+    @cl.node("test.gated")
+    def gated(ctx: cl.Context, x: int) -> int:
+        with g.lock:
+            g.calls.append(x)
+        g.entered.release()
+        while not g.release.is_set():
+            ctx.checkpoint()
+            time.sleep(0.001)
+        return x
+
+    yield g
+    g.release.set()
+
+
+def gated_chain(n: int = 3) -> cl.Chain:
+    chain = cl.Chain()
+    src = chain.add("core.range", n=n)
+    chain.add("test.gated", x=src)
+    return chain
