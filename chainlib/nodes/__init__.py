@@ -1,5 +1,5 @@
 """Built-in nodes. Importing this package registers them."""
 
-from . import core
+from . import core, image
 
-__all__ = ["core"]
+__all__ = ["core", "image"]

@@ -3,8 +3,9 @@
 Every change of a runner's state bumps ``seq`` by one and produces exactly one event carrying that
 seq, so a subscriber that sees ``event.seq > last_seq + 1`` knows it missed events and can resync
 from ``Runner.status()``. Each subscriber has its own bounded buffer and delivery thread: a slow or
-raising subscriber never slows or breaks the run; when its buffer is full, new events are dropped
-and the next delivered one reports the gap.
+raising subscriber never slows or breaks the run; when its buffer is full the oldest queued event
+is dropped (so the newest, such as the final state, always arrives) and the next delivered event
+reports the gap in ``gap``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Subscription:
         self._on_close = on_close
         self._cv = threading.Condition(threading.Lock())
         self._buffer: deque[Event] = deque()
-        self._dropped = 0
+        self._last_seq: int | None = None  # seq of the last event delivered (or before the first)
         self._closed = False
         self.errors = 0
         """How many times the callback raised (each is logged, delivery goes on)."""
@@ -75,12 +76,10 @@ class Subscription:
         with self._cv:
             if self._closed:
                 return
+            if self._last_seq is None:
+                self._last_seq = event.seq - 1
             if len(self._buffer) >= self._maxlen:
-                self._dropped += 1
-                return
-            if self._dropped:
-                event = replace(event, gap=self._dropped)
-                self._dropped = 0
+                self._buffer.popleft()  # drop the oldest: the newest (the final state) must arrive
             self._buffer.append(event)
             self._cv.notify()
 
@@ -109,12 +108,18 @@ class Subscription:
                 if self._closed:
                     return
                 event = self._buffer.popleft()
+                last, self._last_seq = self._last_seq, event.seq
                 self._busy = True
+            if last is not None and event.seq > last + 1:
+                event = replace(event, gap=event.seq - last - 1)
             try:
                 self._callback(event)
             except Exception:
                 self.errors += 1
-                log.exception("chainlib subscriber %r raised on %s", self._callback, event)
+                if self.errors == 1:  # once: a broken callback usually raises on every event
+                    log.exception("chainlib subscriber %r raised on %s (further errors of this "
+                                  "subscriber are counted in .errors, not logged)",
+                                  self._callback, event)
             finally:
                 with self._cv:
                     self._busy = False

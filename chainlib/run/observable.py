@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .status import Status
 
 
-class RunStateMirror(HasTraits):  # type: ignore[misc]
+class RunStateMirror(HasTraits):
     """Traits mirroring the runner's latest :class:`Status`.
 
     Updated by one thread of its own (coalesced: it applies the newest snapshot, never a stale
@@ -36,7 +36,7 @@ class RunStateMirror(HasTraits):  # type: ignore[misc]
     def __init__(self, runner: Runner) -> None:
         super().__init__()
         self._changed = threading.Event()
-        self._apply(runner._snapshot_locked())  # created under the runner's lock
+        self._apply(runner.status())
         self._unwatch = runner.watch(self._changed)
         ref = weakref.ref(runner)
         self._thread = threading.Thread(

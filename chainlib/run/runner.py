@@ -104,7 +104,7 @@ class Runner:
         self.chain = chain
         self.workers = workers
         self.on_error: OnError = on_error
-        self.resume = resume
+        self.resumable = resume
         self.cluster = cluster
         self._plan: Plan = compile_chain(chain)
         self._cond = threading.Condition(threading.Lock())
@@ -115,6 +115,7 @@ class Runner:
         self._watchers: list[threading.Event] = []
         self._finish_callbacks: list[Callable[[Status], None]] = []
         self._mirror: RunStateMirror | None = None
+        self._mirror_lock = threading.Lock()
         self._snapshot: Status | None = None
         self._driver: threading.Thread | None = None
         self._reset_run()
@@ -251,8 +252,12 @@ class Runner:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Status] = loop.create_future()
 
+        def settle(status: Status) -> None:
+            if not future.done():
+                future.set_result(status)
+
         def done(status: Status) -> None:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(status))
+            loop.call_soon_threadsafe(settle, status)
 
         with self._cond:
             if self._state not in ACTIVE_STATES:
@@ -268,7 +273,9 @@ class Runner:
     def __await__(self) -> Any:
         return self.wait_async().__await__()
 
-    def subscribe(self, callback: Callable[[Event], object], *, maxlen: int = 10_000) -> Subscription:
+    def subscribe(
+        self, callback: Callable[[Event], object], *, maxlen: int = 10_000
+    ) -> Subscription:
         """Deliver every event to ``callback`` on a dedicated thread (see :mod:`.events`)."""
         sub = Subscription(callback, maxlen=maxlen, on_close=self._unsubscribe)
         with self._cond:
@@ -298,7 +305,7 @@ class Runner:
     @property
     def state(self) -> RunStateMirror:
         """A traitlets ``HasTraits`` mirror of the latest status (observe it from any thread)."""
-        with self._cond:
+        with self._mirror_lock:  # not the runner's lock: the mirror subscribes through it
             if self._mirror is None:
                 from .observable import RunStateMirror
 

@@ -174,7 +174,8 @@ class Status:
 
     def __str__(self) -> str:
         total = "?" if self.total is None else str(self.total)
-        return f"<Status {self.run_id} #{self.seq} {self.state} {self.done}/{total} failed={self.failed}>"
+        return (f"<Status {self.run_id} #{self.seq} {self.state} {self.done}/{total} "
+                f"failed={self.failed}>")
 
 
 def status_from_dict(d: Mapping[str, Any]) -> Status:

@@ -1,0 +1,304 @@
+"""Reading and writing image files: ``image.load``, ``image.load_folder``, ``image.save``."""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import re
+import secrets
+import string
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, TypedDict, cast
+
+import numpy as np
+
+from ...api import Context, Image, Item, Lazy, iterator, node
+from .convert import IMAGE_EXTENSIONS, as_image, check_range, has_alpha, read_image, to_pil
+
+
+class LoadResult(TypedDict):
+    image: Image
+    name: str
+
+
+class FolderItem(TypedDict):
+    image: Image
+    name: str
+    path: str
+    subfolder: str
+
+
+@node("image.load")
+def load(path: str) -> LoadResult:
+    """Load one image file (PNG, JPEG, BMP, GIF, TIFF, WebP) as an image and its name (the stem).
+
+    The image is converted to the convention (``L``, ``RGB`` or ``RGBA``) and turned upright per
+    its EXIF orientation. An unreadable or corrupt file raises ``ValueError`` naming the file.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"path: expected a file path, got {path!r}")
+    image = read_image(path)
+    return {"image": image, "name": Path(os.fspath(path)).stem}
+
+
+# -- load_folder -------------------------------------------------------------------------------
+
+_CHUNK = re.compile(r"(\d+)")
+
+
+def _natural_key(rel: str) -> tuple[Any, ...]:
+    """Sort key: path parts compared case-insensitively with digit runs compared as numbers."""
+    parts = []
+    for part in rel.split("/"):
+        chunks = tuple(
+            (0, int(c), "") if c.isdigit() else (1, 0, c.lower()) for c in _CHUNK.split(part) if c
+        )
+        parts.append(chunks)
+    return (tuple(parts), rel)
+
+
+def _check_folder(folder: str) -> Path:
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
+        raise ValueError(f"folder: expected a folder path, got {folder!r}")
+    root = Path(os.fspath(folder)).expanduser()
+    if not root.exists():
+        raise ValueError(f"folder: {os.fspath(folder)!r} does not exist")
+    if not root.is_dir():
+        raise ValueError(f"folder: {os.fspath(folder)!r} is not a folder")
+    return root
+
+
+def _matches(rel: str, pattern: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    target = rel if "/" in pattern else name
+    return fnmatch.fnmatchcase(target.lower(), pattern.lower())
+
+
+def list_images(folder: str, pattern: str = "*", recursive: bool = False) -> list[str]:
+    """The image files under ``folder`` as sorted relative POSIX paths.
+
+    Only files with an image extension count; hidden files and folders (starting with ``.``) are
+    skipped. ``pattern`` is a case-insensitive glob matched against the file name, or against the
+    relative path when it contains ``/``. The order is "natural" (``img2`` before ``img10``) and
+    deterministic.
+    """
+    root = _check_folder(folder)
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError(f"pattern: expected a glob pattern such as '*.png', got {pattern!r}")
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for fn in filenames:
+            if fn.startswith(".") or os.path.splitext(fn)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+            if _matches(rel, pattern) and os.path.isfile(os.path.join(dirpath, fn)):
+                found.append(rel)
+    found.sort(key=_natural_key)
+    return found
+
+
+def _count(folder: str, pattern: str = "*", recursive: bool = False) -> int:
+    return len(list_images(folder, pattern, recursive))
+
+
+@iterator("image.load_folder", length=_count)
+def load_folder(folder: str, pattern: str = "*", recursive: bool = False) -> Iterator[FolderItem]:
+    """Load every image in a folder, one item each, in sorted (natural) order.
+
+    Outputs per item: ``image``, ``name`` (file stem, for ``image.save``), ``path`` (relative POSIX
+    path, also the item label) and ``subfolder`` (relative parent folder, ``""`` at the top; link
+    it to ``image.save``'s ``subfolder`` to mirror the tree). ``pattern`` is a case-insensitive
+    glob on the file name (on the relative path if it contains ``/``); ``recursive`` descends into
+    sub-folders. Hidden files are skipped. Decoding happens on the worker running the item.
+    """
+    root = _check_folder(folder).resolve()
+    for rel in list_images(folder, pattern, recursive):
+        abs_path = str(root.joinpath(*rel.split("/")))
+        parent = PurePosixPath(rel).parent.as_posix()
+        value = {
+            "image": Lazy(read_image, abs_path),
+            "name": PurePosixPath(rel).stem,
+            "path": rel,
+            "subfolder": "" if parent == "." else parent,
+        }
+        # The item carries a dict of output values (with a Lazy image); the engine unpacks it.
+        yield cast(FolderItem, Item(value, label=rel, source=abs_path))
+
+
+# -- save --------------------------------------------------------------------------------------
+
+SaveFormat = Literal["auto", "png", "jpeg", "webp", "bmp", "tiff"]
+_FORMATS: dict[str, tuple[str, str]] = {  # format -> (Pillow format, extension)
+    "png": ("PNG", ".png"),
+    "jpeg": ("JPEG", ".jpg"),
+    "webp": ("WEBP", ".webp"),
+    "bmp": ("BMP", ".bmp"),
+    "tiff": ("TIFF", ".tif"),
+}
+_EXT_FORMAT = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".webp": "webp",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
+_TEMPLATE_FIELDS = ("name", "index")
+
+
+def _file_name(name: str, template: str, fmt: str, index: int) -> tuple[str, str]:
+    """The output file name and the format to write it in."""
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a string, got {name!r}")
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"template: invalid template {template!r}: {exc}") from None
+    unknown = sorted(f for f in fields if f not in _TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"template: unknown field(s) {', '.join('{' + f + '}' for f in unknown)} in"
+            f" {template!r}; available: {{name}}, {{index}}"
+        )
+    try:
+        base = template.format(name=name, index=index)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ValueError(f"template: cannot format {template!r}: {exc}") from None
+    if not base or base in (".", "..") or "/" in base or "\\" in base or "\0" in base:
+        raise ValueError(
+            f"name: the file name {base!r} (from name={name!r}, template={template!r}) must be"
+            " non-empty and contain no path separator (use subfolder for folders)"
+        )
+    stem, ext = os.path.splitext(base)
+    known = _EXT_FORMAT.get(ext.lower())
+    if fmt == "auto":
+        fmt = known or "png"
+        return (base if known else base + _FORMATS[fmt][1]), fmt
+    if known == fmt:
+        return base, fmt
+    if known is not None and stem:
+        base = stem  # "photo.jpg" saved as png becomes "photo.png"
+    return base + _FORMATS[fmt][1], fmt
+
+
+def _check_subfolder(subfolder: str) -> str:
+    if not isinstance(subfolder, str):
+        raise ValueError(f"subfolder: expected a relative folder path, got {subfolder!r}")
+    sub = subfolder.replace("\\", "/").strip("/")
+    if subfolder.startswith(("/", "\\")) or os.path.isabs(subfolder) or ".." in sub.split("/"):
+        raise ValueError(
+            f"subfolder: {subfolder!r} must be a relative path inside the output folder"
+        )
+    return "" if sub == "." else sub
+
+
+def _prepare(image: Image, fmt: str) -> Any:
+    """A Pillow image in a mode ``fmt`` can store."""
+    if fmt in ("jpeg", "bmp") and has_alpha(image):
+        # JPEG has no alpha and BMP readers (Pillow's included) ignore it: composite onto white.
+        rgb = image[:, :, :3].astype(np.float32)
+        a = image[:, :, 3:4].astype(np.float32) / 255.0
+        image = cast(Image, np.rint(rgb * a + 255.0 * (1.0 - a)).astype(np.uint8))
+    elif fmt == "webp" and image.ndim == 2:
+        image = cast(Image, np.repeat(image[:, :, None], 3, axis=2))
+    return to_pil(image)
+
+
+def _open_temp(directory: str, file_name: str) -> tuple[int, str]:
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{file_name}.tmp-{secrets.token_hex(4)}")
+        try:
+            return os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            ), tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "could not create a temporary file", directory)
+
+
+def _exists_error(target: str) -> ValueError:
+    return ValueError(
+        f"overwrite: {target!r} already exists; set overwrite=True to replace it"
+        " (or change name/template/folder)"
+    )
+
+
+@node("image.save", output="path")
+def save(
+    image: Image,
+    folder: str,
+    name: str,
+    format: SaveFormat = "png",
+    quality: int = 90,
+    template: str = "{name}",
+    subfolder: str = "",
+    overwrite: bool = False,
+    ctx: Context | None = None,
+) -> str:
+    """Save an image atomically into folder/subfolder; outputs the written file's path.
+
+    The file name is ``template`` with ``{name}`` (the ``name`` input, e.g. from
+    ``image.load_folder``) and ``{index}`` (the item index, ``{index:04d}`` works) filled in, plus
+    the format's extension. ``format="auto"`` keeps a known extension already in the name, else
+    PNG. ``quality`` (1-100) applies to JPEG and WebP. JPEG and BMP drop alpha by
+    compositing on white.
+    An existing file is an error unless ``overwrite`` is set. The image is written to a hidden
+    temporary file in the target folder and moved into place, so a stop or crash never leaves a
+    half-written output.
+    """
+    image = as_image(image)
+    fmt: str = format
+    if fmt not in ("auto", *_FORMATS):
+        raise ValueError(
+            f"format: {format!r} is not one of 'auto', {', '.join(map(repr, _FORMATS))}"
+        )
+    check_range("quality", quality, 1, 100)
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
+        raise ValueError(f"folder: expected a folder path, got {folder!r}")
+    index = ctx.item if ctx is not None and ctx.item is not None else 0
+    file_name, fmt = _file_name(name, template, fmt, index)
+    sub = _check_subfolder(subfolder)
+    directory = os.path.join(os.path.expanduser(os.fspath(folder)), *([sub] if sub else []))
+    target = os.path.join(directory, file_name)
+    if not overwrite and os.path.lexists(target):
+        raise _exists_error(target)
+    if os.path.isdir(target):
+        raise ValueError(f"name: {target!r} is a folder")
+
+    pil = _prepare(image, fmt)
+    pil_format = _FORMATS[fmt][0]
+    options: dict[str, Any] = {}
+    if fmt == "jpeg":
+        options = {"quality": int(quality), "optimize": True}
+    elif fmt == "webp":
+        options = {"quality": int(quality), "method": 4}
+    elif fmt == "png":
+        options = {"compress_level": 6}
+
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = _open_temp(directory, file_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pil.save(fh, format=pil_format, **options)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # atomic and fails if the target appeared meanwhile
+            except FileExistsError:
+                raise _exists_error(target) from None
+            except OSError:  # no hard links on this file system
+                if os.path.lexists(target):
+                    raise _exists_error(target) from None
+                os.replace(tmp, target)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return target
