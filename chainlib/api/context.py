@@ -18,10 +18,13 @@ class Context:
     (every few milliseconds of work) so Pause and Stop take effect quickly.
     """
 
-    __slots__ = ("_hooks", "item", "node")
+    __slots__ = ("_hooks", "item", "node", "resuming")
 
-    def __init__(self, hooks: _Hooks, node: str, item: int | None) -> None:
+    def __init__(self, hooks: _Hooks, node: str, item: int | None, resuming: bool = False) -> None:
         self._hooks = hooks
+        self.resuming = resuming
+        """True in a resumable run: an existing output that no finished item recorded is a
+        leftover of an interrupted item and may be replaced."""
         self.node = node
         """The id of the node instance being executed."""
         self.item = item

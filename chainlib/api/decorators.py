@@ -10,15 +10,18 @@ from .registry import build_spec, register
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def node(node_id: str, *, output: str = "value") -> Callable[[F], F]:
+def node(node_id: str, *, output: str = "value", writes_files: bool = False) -> Callable[[F], F]:
     """Register a regular node: called with its inputs, returns its output.
 
     Return a ``TypedDict`` (annotated as such) for several named outputs; otherwise the single
     output is called ``output``. Declare a parameter ``ctx`` to receive a :class:`Context`.
+    ``writes_files``: the node writes a file into its ``folder`` input and returns its path;
+    resumable runs record those paths in the folder's manifest.
     """
 
     def wrap(fn: F) -> F:
-        fn.__chainlib_spec__ = register(build_spec(fn, node_id, "node", output=output))  # type: ignore[attr-defined]
+        spec = build_spec(fn, node_id, "node", output=output, writes_files=writes_files)
+        fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 
     return wrap

@@ -58,6 +58,7 @@ class NodeSpec:
     length: Callable[..., int] | None = None
     collect: str | None = None
     item_type: Any = Any
+    writes_files: bool = False
     doc: str = field(default="", compare=False)
 
     @property
@@ -132,6 +133,7 @@ def build_spec(
     output: str = "value",
     length: Callable[..., int] | None = None,
     collect: str | None = None,
+    writes_files: bool = False,
 ) -> NodeSpec:
     """Read a node specification off a function's signature and type hints."""
     try:
@@ -182,6 +184,7 @@ def build_spec(
         length=length,
         collect=collect,
         item_type=item_type,
+        writes_files=writes_files,
         doc=doc,
     )
 

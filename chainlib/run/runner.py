@@ -24,11 +24,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from ..api.context import Context
 from ..api.item import Item, Lazy
+from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
 from ..chain.validate import Plan, Step, compile_chain
 from ..errors import RunStopped
+from ..manifest import Manifest
 from .events import Event, EventKind, Subscription
 from .status import (
     ACTIVE_STATES,
@@ -107,6 +111,16 @@ class Runner:
         self.resumable = resume
         self.cluster = cluster
         self._plan: Plan = compile_chain(chain)
+        self._writers = tuple(s for s in self._plan.item if s.spec.writes_files)
+        self._output_folder = self._find_output_folder(resume)
+        self._preview_keys = [
+            (step.id, name)
+            for step in reversed((*filter(None, [self._plan.iterator]), *self._plan.item))
+            for name, tp in step.spec.outputs.items()
+            if type_name(tp) == "Image"
+        ]
+        self._keep_preview = False
+        self._preview: tuple[int, str | None, Any] | None = None
         self._cond = threading.Condition(threading.Lock())
         self._seq = 0
         self._state: RunState = "idle"
@@ -120,11 +134,24 @@ class Runner:
         self._driver: threading.Thread | None = None
         self._reset_run()
 
+    def _find_output_folder(self, resume: bool) -> str | None:
+        folders = {str(w.constants.get("folder")) for w in self._writers
+                   if isinstance(w.constants.get("folder"), str)}
+        if resume and (not self._writers or len(folders) != 1 or
+                       any("folder" in w.links for w in self._writers)):
+            raise ValueError(
+                "resume=True needs per-item nodes that write files (such as image.save) into one "
+                "constant output folder, where the manifest of finished items is kept"
+            )
+        return next(iter(sorted(folders))) if folders else None
+
     # ------------------------------------------------------------------ per-run data (locked)
 
     def _reset_run(self) -> None:
         self._done = 0
         self._failed = 0
+        self._skipped = 0
+        self._manifest: Manifest | None = None
         self._total: int | None = None
         self._busy = 0
         self._pause_requested = False
@@ -383,6 +410,7 @@ class Runner:
             seq=self._seq,
             done=self._done,
             failed=self._failed,
+            skipped=self._skipped,
             total=self._total,
             current=tuple(nid for nid, n in self._running.items() if n),
             nodes=MappingProxyType(nodes),
@@ -474,7 +502,7 @@ class Runner:
             kwargs[name] = values[(link.node, link.output)] if override is None or \
                 name not in override else override[name]
         if step.spec.wants_ctx:
-            kwargs["ctx"] = Context(self, step.id, item)
+            kwargs["ctx"] = Context(self, step.id, item, self.resumable)
         started = self._begin(step.id, item, label)
         try:
             _store(step, step.spec.fn(**kwargs), values)
@@ -491,6 +519,8 @@ class Runner:
         values: dict[tuple[str, str], Any] = {}
         error: ErrorInfo | None = None
         try:
+            if self._output_folder is not None and plan.iterator is not None:
+                self._manifest = Manifest(self._output_folder, self.chain.fingerprint())
             for step in plan.pre:
                 self._call(step, values, None, None)
             if plan.iterator is not None:
@@ -591,10 +621,13 @@ class Runner:
                 got = self._next_item(it, feed)
                 if got is None:
                     return
-                index, label, values = got
+                index, label, source, values = got
                 values.update(pre_values)
                 for step in self._plan.item:
                     self._call(step, values, index, label)
+                if self._manifest is not None and source is not None:
+                    self._manifest.record(source, label, [
+                        str(values[(w.id, o)]) for w in self._writers for o in w.spec.outputs])
             except RunStopped:
                 return
             except _NodeFailed as failed:
@@ -603,6 +636,8 @@ class Runner:
             else:
                 with self._cond:
                     self._done += 1
+                    if self._keep_preview:
+                        self._remember_preview(label, values)
                     for c in self._plan.collectors:
                         link = c.links[c.spec.collect or ""]
                         self._collected[c.id][index] = values[(link.node, link.output)]
@@ -610,7 +645,7 @@ class Runner:
 
     def _next_item(
         self, it: Step, feed: _ItemFeed
-    ) -> tuple[int, str | None, dict[tuple[str, str], Any]] | None:
+    ) -> tuple[int, str | None, str | None, dict[tuple[str, str], Any]] | None:
         """Take the next item: the iterator node's per-item execution (fetch, then lazy values,
         which resolve outside the feed's lock so that decoding runs in parallel).
 
@@ -623,6 +658,10 @@ class Runner:
             started = self._begin(it.id, None, None)
             try:
                 raw = next(feed.gen)
+                while self._already_complete(raw):
+                    self._skip(feed.count, raw.label)
+                    feed.count += 1
+                    raw = next(feed.gen)
             except StopIteration:
                 feed.exhausted = True
                 self._end(it.id, None, None, started, counted=False)
@@ -641,6 +680,7 @@ class Runner:
             index = feed.count
             feed.count += 1
         label = raw.label if isinstance(raw, Item) else None
+        source = raw.source if isinstance(raw, Item) else None
         values: dict[tuple[str, str], Any] = {}
         try:
             _store(it, _resolve(raw.value if isinstance(raw, Item) else raw), values)
@@ -652,7 +692,39 @@ class Runner:
             # the item is taken: it must be counted, as failed, by the caller
             raise _NodeFailed(it.id, exc, index, label) from exc
         self._end(it.id, index, label, started)
-        return index, label, values
+        return index, label, source, values
+
+    def _already_complete(self, raw: Any) -> bool:
+        return (self.resumable and self._manifest is not None and isinstance(raw, Item)
+                and raw.source is not None and self._manifest.is_complete(raw.source))
+
+    def _skip(self, index: int, label: str | None) -> None:
+        with self._cond:
+            self._done += 1
+            self._skipped += 1
+            self._change("item_done", None, index, label, "skipped: already complete")
+
+    # ------------------------------------------------------------------ preview (for the panel)
+
+    def enable_preview(self) -> None:
+        """Keep a reference to the newest finished item's image output (see :meth:`preview`)."""
+        self._keep_preview = True
+
+    def preview(self) -> tuple[int, str | None, Any] | None:
+        """``(counter, label, image)`` of the newest finished item's last image output, or None.
+
+        The counter grows with every new preview, so a consumer can tell whether it changed.
+        """
+        with self._cond:
+            return self._preview
+
+    def _remember_preview(self, label: str | None, values: Mapping[tuple[str, str], Any]) -> None:
+        for key in self._preview_keys:
+            value = values.get(key)
+            if isinstance(value, np.ndarray):
+                count = self._preview[0] + 1 if self._preview else 1
+                self._preview = (count, label, value)
+                return
 
     def _record_failure(self, index: int | None, label: str | None, failed: _NodeFailed) -> bool:
         """Count a failed item; return whether this worker should go on."""

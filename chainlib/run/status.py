@@ -48,6 +48,7 @@ class StatusDict(TypedDict):
     seq: int
     done: int
     failed: int
+    skipped: int
     total: int | None
     current: list[str]
     nodes: dict[str, NodeStatusDict]
@@ -120,13 +121,20 @@ class ErrorInfo:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """An immutable snapshot of a run. Obtain one with ``Runner.status()``."""
+    """An immutable snapshot of a run. Obtain one with ``Runner.status()``.
+
+    ``done`` counts finished items, including ``skipped`` ones (already complete in a resumed
+    batch); ``failed`` counts failed items; ``total - done - failed`` have not run (yet).
+    ``current`` names the nodes executing now (while ``stopping``/``pausing``: the ones waited
+    for). ``eta`` and ``rate`` exclude paused time.
+    """
 
     run_id: str
     state: RunState
     seq: int
     done: int
     failed: int
+    skipped: int
     total: int | None
     current: tuple[str, ...]
     nodes: Mapping[str, NodeStatus]
@@ -160,6 +168,7 @@ class Status:
             "seq": self.seq,
             "done": self.done,
             "failed": self.failed,
+            "skipped": self.skipped,
             "total": self.total,
             "current": list(self.current),
             "nodes": {k: v.to_dict() for k, v in self.nodes.items()},
@@ -187,6 +196,7 @@ def status_from_dict(d: Mapping[str, Any]) -> Status:
         seq=d["seq"],
         done=d["done"],
         failed=d["failed"],
+        skipped=d.get("skipped", 0),
         total=d["total"],
         current=tuple(d["current"]),
         nodes={

@@ -228,7 +228,7 @@ def _exists_error(target: str) -> ValueError:
     )
 
 
-@node("image.save", output="path")
+@node("image.save", output="path", writes_files=True)
 def save(
     image: Image,
     folder: str,
@@ -265,6 +265,8 @@ def save(
     sub = _check_subfolder(subfolder)
     directory = os.path.join(os.path.expanduser(os.fspath(folder)), *([sub] if sub else []))
     target = os.path.join(directory, file_name)
+    # On resume, an output no finished item recorded is a leftover of an interrupted item.
+    overwrite = overwrite or (ctx is not None and ctx.resuming)
     if not overwrite and os.path.lexists(target):
         raise _exists_error(target)
     if os.path.isdir(target):
