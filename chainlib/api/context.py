@@ -6,6 +6,8 @@ from typing import Protocol
 
 
 class _Hooks(Protocol):
+    @property
+    def run_id(self) -> str: ...
     def checkpoint(self) -> None: ...
     def progress(self, node: str, fraction: float) -> None: ...
 
@@ -30,6 +32,11 @@ class Context:
         self.item = item
         """The index of the item being processed, or ``None`` outside the per-item part."""
 
+    @property
+    def run_id(self) -> str:
+        """The id of the run executing this node."""
+        return self._hooks.run_id
+
     def checkpoint(self) -> None:
         """Block while paused; raise ``RunStopped`` if the run is stopping."""
         self._hooks.checkpoint()
@@ -43,6 +50,8 @@ class NullContext(Context):
     """A context for calling node functions directly, outside any run (tests, scripts)."""
 
     class _NoHooks:
+        run_id = ""
+
         def checkpoint(self) -> None:
             return None
 
