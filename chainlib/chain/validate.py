@@ -9,7 +9,7 @@ iterator.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..api.registry import NodeSpec, get
@@ -35,6 +35,13 @@ class Step:
     phase: Phase
     constants: Mapping[str, Any]
     links: Mapping[str, Link]
+
+    link_keys: tuple[tuple[str, tuple[str, str]], ...] = field(init=False, repr=False)
+    """``(input, (node, output))`` pairs: where each linked input's value is found."""
+
+    def __post_init__(self) -> None:
+        keys = tuple((name, (lk.node, lk.output)) for name, lk in self.links.items())
+        object.__setattr__(self, "link_keys", keys)
 
 
 @dataclass(frozen=True)

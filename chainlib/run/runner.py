@@ -121,7 +121,10 @@ class Runner:
         ]
         self._keep_preview = False
         self._preview: tuple[int, str | None, Any] | None = None
-        self._cond = threading.Condition(threading.Lock())
+        # The runner's one lock. Hot paths take ``_lock`` directly (a C-level context manager);
+        # ``_cond`` is the same lock with wait/notify for parking and waiting.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._seq = 0
         self._state: RunState = "idle"
         self._run_id = ""
@@ -437,7 +440,7 @@ class Runner:
             self._cond.wait()
 
     def _begin(self, node: str, item: int | None, label: str | None) -> float:
-        with self._cond:
+        with self._lock:
             if self._gate_closed:
                 self._gate()
             self._busy += 1
@@ -448,7 +451,7 @@ class Runner:
     def _end(self, node: str, item: int | None, label: str | None, started: float,
              error: BaseException | None = None, *, counted: bool = True) -> None:
         seconds = time.perf_counter() - started
-        with self._cond:
+        with self._lock:
             self._busy -= 1
             self._running[node] -= 1
             if not counted:
@@ -494,13 +497,11 @@ class Runner:
         values: dict[tuple[str, str], Any],
         item: int | None,
         label: str | None,
-        override: Mapping[str, Any] | None = None,
     ) -> None:
         """Execute one node: gate, call, store its outputs into ``values``."""
         kwargs = dict(step.constants)
-        for name, link in step.links.items():
-            kwargs[name] = values[(link.node, link.output)] if override is None or \
-                name not in override else override[name]
+        for name, key in step.link_keys:
+            kwargs[name] = values[key]
         if step.spec.wants_ctx:
             kwargs["ctx"] = Context(self, step.id, item, self.resumable)
         started = self._begin(step.id, item, label)
@@ -528,7 +529,11 @@ class Runner:
                 for c in plan.collectors:
                     with self._cond:
                         collected = [v for _, v in sorted(self._collected[c.id].items())]
-                    self._call(c, values, None, None, {c.spec.collect or "": collected})
+                    # per-item values are never in ``values`` after the items (validation forbids
+                    # mixing them with collected ones), so the collected list takes their key
+                    link = c.links[c.spec.collect or ""]
+                    values[(link.node, link.output)] = collected
+                    self._call(c, values, None, None)
                 for step in plan.post:
                     self._call(step, values, None, None)
             with self._cond:
@@ -634,7 +639,7 @@ class Runner:
                 if not self._record_failure(index, label, failed):
                     return
             else:
-                with self._cond:
+                with self._lock:
                     self._done += 1
                     if self._keep_preview:
                         self._remember_preview(label, values)
