@@ -112,6 +112,11 @@ class Runner:
         self.cluster = cluster
         self._plan: Plan = compile_chain(chain)
         self._writers = tuple(s for s in self._plan.item if s.spec.writes_files)
+        self._writer_keys = [(w.id, o) for w in self._writers for o in w.spec.outputs]
+        self._collect_keys = [
+            (c, (c.links[c.spec.collect or ""].node, c.links[c.spec.collect or ""].output))
+            for c in self._plan.collectors
+        ]
         self._output_folder = self._find_output_folder(resume)
         self._preview_keys = [
             (step.id, name)
@@ -464,7 +469,7 @@ class Runner:
                 self._change("node_finished", node, item, label, "stopped")
             else:
                 self._node_failures[node] += 1
-                self._change("node_failed", node, item, label, _message(error))
+                self._change("node_failed", node, item, label, error_message(error))
             if self._pause_requested:
                 self._maybe_paused()
 
@@ -506,7 +511,7 @@ class Runner:
             kwargs["ctx"] = Context(self, step.id, item, self.resumable)
         started = self._begin(step.id, item, label)
         try:
-            _store(step, step.spec.fn(**kwargs), values)
+            store_outputs(step, step.spec.fn(**kwargs), values)
         except RunStopped as exc:
             self._end(step.id, item, label, started, exc)
             raise
@@ -541,9 +546,9 @@ class Runner:
         except RunStopped:
             pass  # stop requested, or aborted after an item failure (already recorded)
         except _NodeFailed as failed:
-            error = ErrorInfo(failed.node, _message(failed.exc), _traceback(failed.exc))
+            error = ErrorInfo(failed.node, error_message(failed.exc), error_traceback(failed.exc))
         except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully
-            error = ErrorInfo("", _message(exc), _traceback(exc))
+            error = ErrorInfo("", error_message(exc), error_traceback(exc))
         self._finish(error, values)
 
     def _finish(self, error: ErrorInfo | None, values: Mapping[tuple[str, str], Any]) -> None:
@@ -630,32 +635,39 @@ class Runner:
                 values.update(pre_values)
                 for step in self._plan.item:
                     self._call(step, values, index, label)
-                if self._manifest is not None and source is not None:
-                    self._manifest.record(source, label, [
-                        str(values[(w.id, o)]) for w in self._writers for o in w.spec.outputs])
+                outputs = [str(values[key]) for key in self._writer_keys]
+                collected = {c.id: values[key] for c, key in self._collect_keys}
             except RunStopped:
                 return
             except _NodeFailed as failed:
                 if not self._record_failure(index, label, failed):
                     return
             else:
-                with self._lock:
-                    self._done += 1
-                    if self._keep_preview:
-                        self._remember_preview(label, values)
-                    for c in self._plan.collectors:
-                        link = c.links[c.spec.collect or ""]
-                        self._collected[c.id][index] = values[(link.node, link.output)]
-                    self._change("item_done", None, index, label)
+                self._item_done(index, label, source, outputs, collected, values)
+
+    def _item_done(self, index: int, label: str | None, source: str | None, outputs: list[str],
+                   collected: Mapping[str, Any], values: Mapping[tuple[str, str], Any]) -> None:
+        """Count a finished item: record it in the manifest (its outputs are in place), keep its
+        collected values, and remember the preview."""
+        if self._manifest is not None and source is not None:
+            self._manifest.record(source, label, outputs)
+        with self._lock:
+            self._done += 1
+            if self._keep_preview:
+                self._remember_preview(label, values)
+            for cid, value in collected.items():
+                self._collected[cid][index] = value
+            self._change("item_done", None, index, label)
 
     def _next_item(
-        self, it: Step, feed: _ItemFeed
-    ) -> tuple[int, str | None, str | None, dict[tuple[str, str], Any]] | None:
+        self, it: Step, feed: _ItemFeed, *, resolve: bool = True
+    ) -> tuple[int, str | None, str | None, Any] | None:
         """Take the next item: the iterator node's per-item execution (fetch, then lazy values,
         which resolve outside the feed's lock so that decoding runs in parallel).
 
-        Raises RunStopped, or _NodeFailed for an item whose lazy values fail; returns None when
-        there are no more items.
+        Returns ``(index, label, source, values)``, or with ``resolve=False`` the raw yielded
+        value in place of ``values`` (a cluster resolves it on its workers), or None when there
+        are no more items. Raises RunStopped, or _NodeFailed for an item whose lazy values fail.
         """
         with feed.lock:
             if feed.exhausted or feed.error is not None:
@@ -686,9 +698,13 @@ class Runner:
             feed.count += 1
         label = raw.label if isinstance(raw, Item) else None
         source = raw.source if isinstance(raw, Item) else None
+        value = raw.value if isinstance(raw, Item) else raw
+        if not resolve:
+            self._end(it.id, index, label, started)
+            return index, label, source, value
         values: dict[tuple[str, str], Any] = {}
         try:
-            _store(it, _resolve(raw.value if isinstance(raw, Item) else raw), values)
+            store_outputs(it, resolve_lazy(value), values)
         except RunStopped as exc:
             self._end(it.id, index, label, started, exc)
             raise
@@ -735,11 +751,11 @@ class Runner:
         """Count a failed item; return whether this worker should go on."""
         if failed.index is not None:
             index, label = failed.index, failed.label
-        message = _message(failed.exc)
+        message = error_message(failed.exc)
         with self._cond:
             self._failed += 1
             self._failures.append(Failure(index, label, failed.node, message))
-            self._error = ErrorInfo(failed.node, message, _traceback(failed.exc), index, label)
+            self._error = ErrorInfo(failed.node, message, error_traceback(failed.exc), index, label)
             self._change("item_failed", failed.node, index, label, message)
             if self.on_error == "stop":
                 self._abort = True
@@ -762,7 +778,7 @@ class _ItemFeed:
         self.error: BaseException | None = None
 
 
-def _resolve(value: Any) -> Any:
+def resolve_lazy(value: Any) -> Any:
     if isinstance(value, Lazy):
         return value.resolve()
     if isinstance(value, dict) and any(isinstance(v, Lazy) for v in value.values()):
@@ -770,7 +786,8 @@ def _resolve(value: Any) -> Any:
     return value
 
 
-def _store(step: Step, result: Any, values: dict[tuple[str, str], Any]) -> None:
+def store_outputs(step: Step, result: Any, values: dict[tuple[str, str], Any]) -> None:
+    """Put a node's result into ``values`` under ``(node id, output name)`` keys."""
     outputs = step.spec.outputs
     if step.spec.multi_output:
         if not isinstance(result, Mapping):
@@ -784,11 +801,11 @@ def _store(step: Step, result: Any, values: dict[tuple[str, str], Any]) -> None:
         values[(step.id, next(iter(outputs)))] = result
 
 
-def _message(exc: BaseException) -> str:
+def error_message(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _traceback(exc: BaseException) -> str:
+def error_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
