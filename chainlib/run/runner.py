@@ -179,7 +179,8 @@ class Runner:
         self._failures: list[Failure] = []
         self._error: ErrorInfo | None = None
         self._collected: dict[str, dict[int, Any]] = {c.id: {} for c in self._plan.collectors}
-        self._items_seen = 0
+        self._remote: set[int] = set()
+        self._remote_parked_set: set[int] = set()
         self._results: dict[tuple[str, str], Any] = {}
 
     # ------------------------------------------------------------------ public control surface
@@ -602,7 +603,19 @@ class Runner:
             self._total = total
             self._change("total", it.id)
         feed = _ItemFeed(gen)
-        if self.workers == 1:
+        if self.cluster is not None:
+            from .cluster import ClusterItems
+
+            ClusterItems(self, self.cluster, {
+                "iterator": it,
+                "steps": self._plan.item,
+                "pre_values": dict(pre_values),
+                "collect_keys": tuple((c.id, key) for c, key in self._collect_keys),
+                "writer_keys": tuple(self._writer_keys),
+                "preview_keys": tuple(self._preview_keys) if self._keep_preview else (),
+                "stop_on_error": self.on_error == "stop",
+            }).run(it, feed)
+        elif self.workers == 1:
             self._worker(it, feed, pre_values)
         else:
             threads = [
@@ -725,6 +738,81 @@ class Runner:
             self._skipped += 1
             self._change("item_done", None, index, label, "skipped: already complete")
 
+    # ------------------------------------------------------------------ items on a cluster
+
+    def _halting(self) -> bool:
+        return self._stop_requested or self._abort
+
+    def _begin_remote(self, batch: int, size: int) -> None:
+        """A batch of items leaves for the cluster: like a node start, gated and counted busy."""
+        with self._lock:
+            if self._gate_closed:
+                self._gate()
+            self._busy += 1
+            self._remote.add(batch)
+            for step in self._plan.item:
+                self._running[step.id] += 1
+            first = self._plan.item[0].id if self._plan.item else None
+            self._change("node_started", first, message=f"{size} item(s) sent to the cluster")
+
+    def _remote_parked(self, batch: int, parked: bool) -> None:
+        """A task on the cluster parked at (or left) a checkpoint because of a pause."""
+        with self._lock:
+            if parked and batch in self._remote and batch not in self._remote_parked_set:
+                self._remote_parked_set.add(batch)
+                self._busy -= 1
+                self._maybe_paused()
+            elif not parked and batch in self._remote_parked_set:
+                self._remote_parked_set.discard(batch)
+                self._busy += 1
+
+    def _end_remote(self, batch: int, outcomes: list[Any],
+                    items: Mapping[int, tuple[str | None, str | None]]) -> bool:
+        """A batch came back: merge its timings and count its items. Returns whether the
+        dispatcher should go on."""
+        with self._lock:
+            self._remote.discard(batch)
+            if batch in self._remote_parked_set:
+                self._remote_parked_set.discard(batch)
+            else:
+                self._busy -= 1
+            for step in self._plan.item:
+                self._running[step.id] -= 1
+            it = self._plan.iterator.id if self._plan.iterator else None
+            for out in outcomes:
+                for node, seconds in out.seconds.items():
+                    self._count[node] += node != it  # the fetch already counted the iterator
+                    self._seconds[node] += seconds
+                if out.status == "failed":
+                    self._node_failures[out.node] += 1
+            self._change("node_finished", self._plan.item[0].id if self._plan.item else None,
+                         message=f"{len(outcomes)} item(s) back from the cluster")
+            if self._pause_requested:
+                self._maybe_paused()
+        go_on = True
+        for out in outcomes:
+            label, source = items.get(out.index, (None, None))
+            if out.status == "done":
+                self._item_done(out.index, label, source, out.outputs, out.collected,
+                                out.preview)
+            elif out.status == "failed":
+                failed = _NodeFailed(out.node, _RemoteError(out.message, out.traceback))
+                go_on = self._record_failure(out.index, label, failed) and go_on
+        return go_on and not self._halting()
+
+    def _cluster_lost(self, exc: BaseException) -> None:
+        """The cluster failed us (scheduler gone, task lost): the run fails, clearly."""
+        address = getattr(getattr(self.cluster, "scheduler", None), "address", None) or "?"
+        message = f"lost the Dask cluster (scheduler {address}): {error_message(exc)}"
+        with self._cond:
+            if self._error is None or self._error.item is not None:
+                self._error = ErrorInfo("", message, error_traceback(exc))
+                self._failures.append(Failure(None, None, "", message))
+            self._abort = True
+            self._gate_closed = True
+            self._change("state", message=message)
+            self._cond.notify_all()
+
     # ------------------------------------------------------------------ preview (for the panel)
 
     def enable_preview(self) -> None:
@@ -765,6 +853,18 @@ class Runner:
             return True
 
 
+class _RemoteError(Exception):
+    """An exception raised on a cluster worker, carried back as text."""
+
+    def __init__(self, message: str, traceback_text: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.traceback_text = traceback_text
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class _ItemFeed:
     """The iterator's generator, shared by the workers under ``lock``."""
 
@@ -802,10 +902,14 @@ def store_outputs(step: Step, result: Any, values: dict[tuple[str, str], Any]) -
 
 
 def error_message(exc: BaseException) -> str:
+    if isinstance(exc, _RemoteError):
+        return exc.message
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def error_traceback(exc: BaseException) -> str:
+    if isinstance(exc, _RemoteError):
+        return exc.traceback_text
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
