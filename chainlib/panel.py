@@ -1,0 +1,512 @@
+"""The Jupyter control panel: an anywidget that follows a :class:`~chainlib.Runner`.
+
+``ControlPanel(run)`` displays the run's status, a Play / Pause / Stop bar and a thumbnail of the
+newest output. The front end (``widget/panel.js``) is described in ``widget/README.md``; the
+contract is the "Widget protocol" section of the design brief:
+
+Kernel -> browser (synced traits, written only by this panel's publisher thread):
+    ``status``      the newest ``Status.to_dict(max_failures=20)`` (coalesced, see below)
+    ``heartbeat``   ``time.time()``, refreshed about once a second while the run is active
+                    (running, pausing, paused, stopping)
+    ``thumbnail`` / ``thumbnail_label``   a small JPEG (PNG with alpha) of the newest output
+    ``title``, ``pull_interval``, ``fast_pull_interval``, ``command_timeout``, ``disconnect_after``
+
+Browser -> kernel (anywidget custom messages), each answered with :meth:`ControlPanel.send`::
+
+    {"type": "command", "command": "start"|"pause"|"resume"|"stop", "id": int}
+        -> {"type": "ack", "id", "command", "accepted", "reason", "status"}
+    {"type": "status_request", "id": int}
+        -> {"type": "status", "id", "status"}
+    anything else
+        -> {"type": "error", "id": <the id if it is an int, else None>, "error": "..."}
+
+Publishing. One daemon thread per panel waits on the runner's watch flag and publishes the newest
+snapshot, coalesced: at most ``max_rate`` trait messages a second, a state transition at once, the
+last value always flushed (within ``1 / max_rate`` s of the last change). While the run is
+active, the heartbeat (about 1/s) carries the whole snapshot too, and the final snapshot is
+re-sent 1, 2 and 4 s after the run ends, so a lost update heals without a pull. Each message is one
+``hold_sync`` block under one lock, so a message carries a whole snapshot. The thread never
+touches the notebook's main thread, so status (and the heartbeat) keep flowing while a cell
+blocks. Replies to custom messages are sent from the kernel's shell (where the handler runs);
+the handler only calls ``Runner.command``, which records the request under the runner's lock
+and returns at once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import anywidget
+import numpy as np
+import traitlets
+
+from .run.runner import Runner
+from .run.status import ACTIVE_STATES, Status
+
+__all__ = ["COMMANDS", "MAX_MESSAGE_BYTES", "ControlPanel", "FaultInjection"]
+
+COMMANDS: Final = ("start", "pause", "resume", "stop")
+"""The command names the panel accepts."""
+
+MAX_MESSAGE_BYTES: Final = 4096
+"""Custom messages larger than this (serialized as JSON) are refused with an error reply."""
+
+MAX_FAILURES: Final = 20
+"""How many of the newest failures a published snapshot keeps."""
+
+THUMBNAIL_SIZE: Final = 160
+"""Thumbnails fit in a square of this many pixels."""
+
+THUMBNAIL_INTERVAL: Final = 1.0
+"""Seconds between thumbnail updates (at most)."""
+
+_MESSAGE_FIELDS: Final = {
+    "command": frozenset({"type", "command", "id"}),
+    "status_request": frozenset({"type", "id"}),
+}
+
+
+def _find_widget_dir() -> Path:
+    """``chainlib/_widget`` in an installed wheel, else ``<repo>/widget`` in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_widget", here.parent / "widget"):
+        if (candidate / "panel.js").is_file() and (candidate / "panel.css").is_file():
+            return candidate
+    raise ImportError(
+        f"chainlib.panel: the front end (panel.js, panel.css) was found neither in "
+        f"{here / '_widget'} nor in {here.parent / 'widget'}; reinstall chainlib"
+    )
+
+
+WIDGET_DIR: Final = _find_widget_dir()
+
+
+@dataclass(frozen=True)
+class FaultInjection:
+    """Test-only: lose a seeded fraction of the panel's outgoing messages.
+
+    ``drop_updates``: fraction of *status* trait messages that are not sent (the publish is
+    skipped, exactly as if the message were lost on the way; the next publish carries a newer
+    snapshot). Heartbeat-only and thumbnail-only messages are never dropped, and when a status
+    message is dropped the heartbeat / thumbnail it would have carried are still sent, so the
+    front end stays "connected" and must converge through its pulls.
+    ``drop_acks``: fraction of replies (acks *and* status replies; error replies too) not sent.
+    ``seed``: seeds the two independent random streams (one per kind), so a run is reproducible.
+    """
+
+    drop_updates: float = 0.0
+    drop_acks: float = 0.0
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        for name in ("drop_updates", "drop_acks"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"FaultInjection.{name} must be in [0, 1], got {value!r}")
+
+
+class _Dropper:
+    """A seeded coin for one kind of message (used by one thread only)."""
+
+    def __init__(self, fraction: float, seed: int | None) -> None:
+        self.fraction = fraction
+        self._rng = random.Random(seed)
+        self.dropped = 0
+
+    def drop(self) -> bool:
+        if self.fraction <= 0.0:
+            return False
+        if self._rng.random() < self.fraction:
+            self.dropped += 1
+            return True
+        return False
+
+
+class ControlPanel(anywidget.AnyWidget):
+    """Play / Pause / Stop control panel for one :class:`~chainlib.Runner` (display it in Jupyter).
+
+    ``ControlPanel(run, pull_interval=5.0, max_rate=10.0, heartbeat_interval=1.0,
+    thumbnail=True, fault_injection=None)``
+
+    - Works for a run started before (or after) the panel is displayed, and for any number of
+      views of the same panel (replies are broadcast; each view ignores ids it did not send).
+    - ``max_rate``: at most this many status messages a second (state transitions go out at once).
+    - ``heartbeat_interval``: seconds between heartbeats while the run is active.
+    - ``thumbnail``: show a small preview of the newest finished item's image output.
+    - ``fault_injection``: a :class:`FaultInjection` (tests only) that drops a seeded fraction of
+      status updates and/or replies, to prove the front end converges through its pulls.
+
+    Call :meth:`close` to stop the publisher thread and close the widget.
+    ``publish_count`` counts trait messages published, ``reply_count`` replies sent,
+    ``dropped_updates`` / ``dropped_replies`` messages lost on purpose by fault injection.
+    """
+
+    _esm = WIDGET_DIR / "panel.js"
+    _css = WIDGET_DIR / "panel.css"
+
+    status = traitlets.Dict().tag(sync=True)
+    heartbeat = traitlets.Float(0.0).tag(sync=True)
+    pull_interval = traitlets.Float(5.0).tag(sync=True)
+    fast_pull_interval = traitlets.Float(0.5).tag(sync=True)
+    command_timeout = traitlets.Float(5.0).tag(sync=True)
+    disconnect_after = traitlets.Float(3.0).tag(sync=True)
+    thumbnail = traitlets.Bytes(b"").tag(sync=True)
+    thumbnail_label = traitlets.Unicode("").tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        pull_interval: float = 5.0,
+        max_rate: float = 10.0,
+        heartbeat_interval: float = 1.0,
+        thumbnail: bool = True,
+        fault_injection: FaultInjection | None = None,
+    ) -> None:
+        for name, value in (("pull_interval", pull_interval), ("max_rate", max_rate),
+                            ("heartbeat_interval", heartbeat_interval)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self._runner = runner
+        self._max_rate = float(max_rate)
+        self._heartbeat_interval = float(heartbeat_interval)
+        self._show_thumbnail = bool(thumbnail)
+        self._faults = fault_injection
+        seed = fault_injection.seed if fault_injection else None
+        self._drop_updates = _Dropper(fault_injection.drop_updates if fault_injection else 0.0,
+                                      seed)
+        self._drop_replies = _Dropper(fault_injection.drop_acks if fault_injection else 0.0,
+                                      None if seed is None else seed + 1)
+        self._lock = threading.Lock()  # one lock around every trait message
+        self._reply_lock = threading.Lock()
+        self.publish_count = 0
+        self.reply_count = 0
+        if self._show_thumbnail:
+            runner.enable_preview()
+        first = runner.status()
+        # Initial values travel with the widget's comm_open (set on the constructing thread,
+        # before the publisher exists); every later write happens on the publisher thread.
+        super().__init__(
+            status=first.to_dict(max_failures=MAX_FAILURES),
+            heartbeat=time.time(),
+            pull_interval=float(pull_interval),
+            title=str(getattr(runner.chain, "name", "") or "chain"),
+        )
+        self.on_msg(ControlPanel._on_custom_msg)
+        self._closing = threading.Event()
+        self._flag = threading.Event()
+        self._unwatch: Callable[[], None] | None = runner.watch(self._flag)
+        self._publisher = threading.Thread(
+            target=_publisher_main,
+            args=(weakref.ref(self), runner, self._flag, self._closing, first, self._unwatch),
+            name=f"chainlib-panel-{str(self.model_id)[:8]}",
+            daemon=True,
+        )
+        self._publisher.start()
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def runner(self) -> Runner:
+        """The runner this panel controls."""
+        return self._runner
+
+    @property
+    def dropped_updates(self) -> int:
+        """Status messages dropped by fault injection."""
+        return self._drop_updates.dropped
+
+    @property
+    def dropped_replies(self) -> int:
+        """Replies dropped by fault injection."""
+        return self._drop_replies.dropped
+
+    @property
+    def publisher_thread(self) -> threading.Thread:
+        """The one thread that writes this panel's traits."""
+        return self._publisher
+
+    def close(self) -> None:
+        """Stop the publisher thread, stop watching the runner and close the widget's comm."""
+        closing = getattr(self, "_closing", None)
+        if closing is not None and not closing.is_set():
+            closing.set()
+            self._flag.set()
+            if self._unwatch is not None:
+                self._unwatch()
+                self._unwatch = None
+            publisher = self._publisher
+            if publisher is not threading.current_thread() and publisher.is_alive():
+                publisher.join(timeout=5.0)
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<ControlPanel {self.title!r} #{self.status.get('seq')} {self.status.get('state')}>"
+
+    # ------------------------------------------------------------------ custom messages
+
+    def _on_custom_msg(self, content: Any, buffers: list[Any] | None) -> None:
+        """Handle one custom message (on the kernel's shell thread). Always replies once."""
+        try:
+            reply = self._answer(content, buffers)
+        except Exception as exc:  # never leave a request unanswered
+            reply = {"type": "error", "id": _id_of(content),
+                     "error": f"internal error: {type(exc).__name__}: {exc}"}
+        self._reply(reply)
+
+    def _answer(self, content: Any, buffers: list[Any] | None) -> dict[str, Any]:
+        problem = _validate(content, buffers)
+        if problem is not None:
+            return {"type": "error", "id": _id_of(content), "error": problem}
+        msg_id: int = content["id"]
+        if content["type"] == "status_request":
+            return {"type": "status", "id": msg_id, "status": self._snapshot_dict()}
+        ack = self._runner.command(content["command"])
+        return {
+            "type": "ack",
+            "id": msg_id,
+            "command": ack.command,
+            "accepted": ack.accepted,
+            "reason": ack.reason,
+            "status": ack.status.to_dict(max_failures=MAX_FAILURES),
+        }
+
+    def _snapshot_dict(self) -> dict[str, Any]:
+        return dict(self._runner.status().to_dict(max_failures=MAX_FAILURES))
+
+    def _reply(self, msg: dict[str, Any]) -> None:
+        with self._reply_lock:
+            if self._drop_replies.drop():
+                return
+            self.reply_count += 1
+        self.send(msg)
+
+    # ------------------------------------------------------------------ publishing
+
+    def _publish(
+        self,
+        snap: Status | None,
+        heartbeat: float | None,
+        thumb: tuple[bytes, str] | None,
+    ) -> bool:
+        """One trait message (publisher thread only). Returns False if nothing was sent.
+
+        ``snap`` is always sent whole, even when it equals the last published one (a re-send:
+        heartbeats and the repeats after a run ends carry the snapshot, so a lost message heals
+        itself within about a second).
+        """
+        if snap is not None and self._drop_updates.drop():
+            snap = None
+        if snap is None and heartbeat is None and thumb is None:
+            return False
+        with self._lock:
+            with self.hold_sync():
+                if snap is not None:
+                    self.status = dict(snap.to_dict(max_failures=MAX_FAILURES))
+                    self._states_to_send.add("status")  # re-send even if unchanged
+                if heartbeat is not None:
+                    self.heartbeat = heartbeat
+                if thumb is not None:
+                    self.thumbnail, self.thumbnail_label = thumb
+            self.publish_count += 1
+        return True
+
+    def _make_thumbnail(
+        self, last_counter: int | None
+    ) -> tuple[int | None, tuple[bytes, str] | None]:
+        """``(counter, (bytes, label))`` if the runner's preview changed since ``last_counter``."""
+        preview = self._runner.preview()
+        if preview is None or preview[0] == last_counter:
+            return last_counter, None
+        counter, label, image = preview
+        try:
+            data = encode_thumbnail(image)
+        except Exception:
+            return counter, None  # an odd array: keep the previous thumbnail
+        return counter, (data, "" if label is None else str(label))
+
+
+def encode_thumbnail(image: Any, size: int = THUMBNAIL_SIZE) -> bytes:
+    """Downscale an image array to fit ``size`` px; JPEG, or PNG when it has an alpha channel."""
+    from PIL import Image as PILImage
+
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 2:  # gray + alpha
+        arr = np.dstack([arr[:, :, 0]] * 3 + [arr[:, :, 1]])
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"not an image array: shape {arr.shape}")
+    img = PILImage.fromarray(arr)
+    img.thumbnail((size, size))
+    out = io.BytesIO()
+    if img.mode in ("RGBA", "LA"):
+        img.save(out, format="PNG", optimize=True)
+    else:
+        img.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def _publisher_main(
+    ref: weakref.ReferenceType[ControlPanel],
+    runner: Runner,
+    flag: threading.Event,
+    closing: threading.Event,
+    first: Status,
+    unwatch: Callable[[], None],
+) -> None:
+    """The publisher loop. Holds the panel only weakly between wake-ups.
+
+    Every message carries the whole newest snapshot when it carries a status. Messages:
+    - a new snapshot: at once for a state transition, else at most one per ``1 / max_rate`` s
+      (the newest one wins; the last one is flushed when the period has elapsed);
+    - while the run is active, a heartbeat every ``heartbeat_interval`` s, with the snapshot;
+    - after the run ends, the final snapshot again after 1, 2 and 4 s (a lost final message would
+      otherwise leave only the browser's periodic pull to find the end);
+    - a thumbnail at most every ``THUMBNAIL_INTERVAL`` s, folded into the next message.
+    """
+    panel = ref()
+    if panel is None:
+        unwatch()
+        return
+    period = 1.0 / panel._max_rate
+    hb_interval = panel._heartbeat_interval
+    show_thumb = panel._show_thumbnail
+    del panel
+    now = time.monotonic()
+    last_seq, last_state = first.seq, first.state
+    last_pub = -math.inf
+    last_hb = now  # the constructor set the heartbeat
+    next_thumb = now
+    thumb_counter: int | None = None
+    thumb_seq = -1  # seq at the last thumbnail check
+    repeats: list[float] = []  # times at which to re-send the final snapshot
+    timeout: float | None = 0.0  # look at once (a thumbnail may already exist)
+    try:
+        while not closing.is_set():
+            flag.wait(timeout)
+            if closing.is_set():
+                break
+            flag.clear()  # before reading: a change after this sets it again (no lost wake-up)
+            panel = ref()
+            if panel is None:
+                break
+            snap = runner.status()
+            now = time.monotonic()
+            active = snap.state in ACTIVE_STATES
+            open_slot = now - last_pub >= period
+            transition = snap.state != last_state
+            new = snap.seq != last_seq and (transition or open_slot)
+            heartbeat = (time.time() if active and now - last_hb >= hb_interval and
+                         (open_slot or new) else None)
+            repeat = bool(repeats) and now >= repeats[0] and not active and (open_slot or new)
+            thumb = None
+            if show_thumb and snap.seq != thumb_seq and now >= next_thumb and (open_slot or new):
+                thumb_seq = snap.seq
+                next_thumb = now + THUMBNAIL_INTERVAL
+                thumb_counter, thumb = panel._make_thumbnail(thumb_counter)
+            if new or heartbeat is not None or repeat or thumb is not None:
+                with_status = new or heartbeat is not None or repeat
+                panel._publish(snap if with_status else None, heartbeat, thumb)
+                last_pub = now
+                if heartbeat is not None:
+                    last_hb = now
+                if repeat:
+                    repeats.pop(0)
+                if new:
+                    if transition and not active:
+                        repeats = [now + 1.0, now + 2.0, now + 4.0]
+                    elif active:
+                        repeats = []
+                    last_seq, last_state = snap.seq, snap.state
+            del panel
+            # next wake-up: the runner's flag, or the earliest timer due
+            due = [now + 1.0]  # also notices a garbage-collected panel
+            if snap.seq != last_seq:
+                due.append(last_pub + period)
+            if active:
+                due.append(max(last_hb + hb_interval, last_pub + period))
+            if repeats:
+                due.append(max(repeats[0], last_pub + period))
+            if show_thumb and snap.seq != thumb_seq:
+                due.append(max(next_thumb, last_pub + period))
+            timeout = max(0.0, min(due) - time.monotonic())
+    finally:
+        unwatch()  # idempotent (close() may have done it already)
+
+
+def _id_of(content: Any) -> int | None:
+    if isinstance(content, dict):
+        msg_id = content.get("id")
+        if isinstance(msg_id, int) and not isinstance(msg_id, bool):
+            return msg_id
+    return None
+
+
+def _validate(content: Any, buffers: list[Any] | None) -> str | None:
+    """Return what is wrong with a custom message, or None if it is well-formed."""
+    if not isinstance(content, dict):
+        return f"message must be a JSON object, got {_json_type(content)}"
+    if buffers:
+        return f"binary buffers are not accepted (got {len(buffers)})"
+    try:
+        size = len(json.dumps(content, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        return "message is not JSON-serializable"
+    if size > MAX_MESSAGE_BYTES:
+        return f"message too large: {size} bytes (limit {MAX_MESSAGE_BYTES})"
+    kind = content.get("type")
+    if "type" not in content:
+        return "missing field 'type'"
+    if not isinstance(kind, str):
+        return f"field 'type' must be a string, got {_json_type(kind)}"
+    if kind not in _MESSAGE_FIELDS:
+        return (f"unknown message type {kind[:64]!r} "
+                f"(expected one of {', '.join(sorted(_MESSAGE_FIELDS))})")
+    if "id" not in content:
+        return "missing field 'id'"
+    if _id_of(content) is None:
+        return f"field 'id' must be an integer, got {_json_type(content['id'])}"
+    extra = sorted(str(k)[:64] for k in content.keys() - _MESSAGE_FIELDS[kind])
+    if extra:
+        return f"unexpected field(s) for {kind!r}: {', '.join(repr(k) for k in extra)}"
+    if kind == "command":
+        if "command" not in content:
+            return "missing field 'command'"
+        command = content["command"]
+        if not isinstance(command, str):
+            return f"field 'command' must be a string, got {_json_type(command)}"
+        if command not in COMMANDS:
+            return f"unknown command {command[:64]!r} (expected one of {', '.join(COMMANDS)})"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__

@@ -1,0 +1,165 @@
+"""The panel's wire protocol against a real ipykernel (the test plays the browser).
+
+Custom messages go out as the ipywidgets front end sends them (``comm_msg`` with
+``{"method": "custom", "content": ...}``); replies and trait updates are read from IOPub.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.kernel_harness import Comm, FrontEnd, KernelHarness
+
+pytestmark = pytest.mark.kernel
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[KernelHarness]:
+    h = KernelHarness()
+    try:
+        h.start()
+        yield h
+    finally:
+        h.shutdown()
+
+
+@pytest.fixture
+def names(kernel: KernelHarness) -> Iterator[tuple[str, str]]:
+    """Fresh kernel-side variable names for a run and its panel; the run is stopped afterwards."""
+    n = next(_names)
+    run, panel = f"run{n}", f"panel{n}"
+    yield run, panel
+    kernel.execute(f"{run}.stop(); {run}.wait(10); {panel}.close()", timeout=30)
+
+
+def make(kernel: KernelHarness, run: str, panel: str, chain: str = "slow_chain(2000, 10)",
+         **panel_args: Any) -> Comm:
+    args = "".join(f", {k}={v}" for k, v in panel_args.items())
+    kernel.execute(f"{run} = cl.Runner({chain})\n{panel} = ControlPanel({run}{args})\n"
+                   f"display({panel})")
+    return kernel.panel_comm(panel)
+
+
+def same(snapshot: dict[str, Any] | None, truth: dict[str, Any]) -> bool:
+    keys = ("run_id", "seq", "state", "done")
+    return snapshot is not None and all(snapshot[k] == truth[k] for k in keys)
+
+
+def test_clicks_are_acked_while_the_main_thread_is_free(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    assert comm.open_state["status"]["state"] == "idle"
+    assert comm.open_state["title"] == "slow"
+    # the cell has returned: the kernel's shell is free to handle clicks
+    expected = {"start": "running", "pause": ("pausing", "paused"), "resume": "running",
+                "stop": ("stopping", "stopped")}
+    fe = FrontEnd(kernel, comm)
+    for i, (command, states) in enumerate(expected.items()):
+        kernel.send_custom(comm, {"type": "command", "command": command, "id": i})
+        ack = kernel.reply_to(comm, i, timeout=10)
+        assert (ack["type"], ack["command"], ack["accepted"]) == ("ack", command, True), ack
+        assert ack["status"]["state"] in states
+        target = states if isinstance(states, str) else states[1]
+        fe.run_until(lambda f, t=target: f.state == t, 10, f"front end shows {target}")
+        if target == "paused":
+            assert same(fe.snapshot, kernel.truth(run))
+    truth = kernel.truth(run)
+    assert truth["state"] == "stopped" and same(fe.snapshot, truth)
+
+
+def test_status_pull_and_error_replies(kernel: KernelHarness, names: tuple[str, str]) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    kernel.send_custom(comm, {"type": "status_request", "id": 41})
+    reply = kernel.reply_to(comm, 41, timeout=10)
+    assert reply["type"] == "status"
+    assert same(reply["status"], kernel.truth(run))
+    kernel.send_custom(comm, {"type": "command", "command": "explode", "id": 42})
+    reply = kernel.reply_to(comm, 42, timeout=10)
+    assert reply["type"] == "error" and "explode" in reply["error"]
+    before = len(kernel.customs(comm))
+    kernel.send_custom(comm, ["not", "an", "object"])
+    kernel.wait_for(lambda: len(comm.customs) > before, 10, "error reply")
+    reply = kernel.customs(comm)[before].msg
+    assert reply["type"] == "error" and reply["id"] is None and "JSON object" in reply["error"]
+    assert kernel.truth(run)["state"] == "idle"
+
+
+def test_coalescing_is_visible_on_the_wire(kernel: KernelHarness, names: tuple[str, str]) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel, chain="spin_chain(6, 100_000)")
+    n0 = len(kernel.updates(comm))
+    i0 = len(kernel.iopub)
+    kernel.send_custom(comm, {"type": "command", "command": "start", "id": 1})
+    assert kernel.reply_to(comm, 1, timeout=10)["accepted"]
+    fe = FrontEnd(kernel, comm)
+    took = fe.run_until(lambda f: f.state == "completed", 60, "completed")
+    truth = kernel.truth(run)
+    # the final value arrived as a trait update (not only through a pull)
+    kernel.wait_for(lambda: comm.updates[-1].msg["state"].get("status", {}).get("seq")
+                    == truth["seq"], 2, "final update")
+    updates = [u for u in kernel.updates(comm)[n0:] if "status" in u.msg["state"]]
+    times = [u.at for u in updates]
+    events = truth["seq"] - comm.open_state["status"]["seq"]
+    assert events / max(took, 1e-3) > 20_000, "producer too slow to show coalescing"
+    worst = max(sum(1 for t in times if s <= t < s + 1.0) for s in times)
+    assert worst <= 10 + 2, worst  # + the transitions (running, completed)
+    span = max(times[-1] - times[0], 1.0)
+    iopub_rate = (len(kernel.iopub) - i0) / span
+    assert iopub_rate < 100, iopub_rate  # far under the server's 1000 msg/s
+
+
+def test_status_keeps_flowing_while_a_cell_blocks(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    kernel.execute(f"{run}.start()")
+    n0 = len(kernel.updates(comm))
+    cell = kernel.execute("time.sleep(2.0)", wait=False)
+    kernel.wait_for(lambda: len(comm.updates) - n0 >= 5, 10, "updates during a blocking cell")
+    assert cell not in kernel._idle  # they came while the main thread was busy
+    kernel.result(cell)
+
+
+def test_convergence_with_half_the_updates_and_acks_dropped(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel,
+                fault_injection="FaultInjection(drop_updates=0.5, drop_acks=0.5, seed=3)")
+    fe = FrontEnd(kernel, comm)
+    plan = [("start", "running"), ("pause", "paused"), ("resume", "running"),
+            ("pause", "paused"), ("resume", "running"), ("stop", "stopped")]
+    for command, target in plan:
+        fe.command(command)
+        fe.run_until(lambda f, t=target: f.state == t, 15, f"{command} -> {target}")
+        if target in ("paused", "stopped"):  # stable states: compare with the kernel's truth
+            assert same(fe.snapshot, kernel.truth(run))
+    dropped = kernel.execute(f"print({panel}.dropped_updates, {panel}.dropped_replies)")
+    d_updates, d_replies = map(int, dropped.split())
+    assert d_updates > 0 and d_replies > 0
+
+
+def test_a_run_started_before_the_panel_is_displayed(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    kernel.execute(f"{run} = cl.Runner(slow_chain(2000, 10)); {run}.start()\n"
+                   f"while {run}.status().done < 3: time.sleep(0.01)")
+    kernel.execute(f"{panel} = ControlPanel({run}); display({panel})")
+    comm = kernel.panel_comm(panel)
+    status = comm.open_state["status"]
+    assert status["state"] == "running" and status["done"] >= 3 and status["run_id"]
+    fe = FrontEnd(kernel, comm)
+    fe.command("stop")
+    fe.run_until(lambda f: f.state == "stopped", 10, "stopped")
+    assert same(fe.snapshot, kernel.truth(run))
