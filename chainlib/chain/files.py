@@ -77,7 +77,7 @@ def chain_from_dict(data: Any, *, source: str = "<dict>") -> Chain:
         raise fail("$.format", f"not a chainlib chain file (format is {data.get('format')!r}, "
                                f"expected {FORMAT!r})")
     version = data.get("version")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # not true, not 1.0
         raise fail("$.version", f"unsupported chain file version {version!r} "
                                 f"(this chainlib reads version {VERSION})")
     name = data.get("name", "chain")
