@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -374,35 +373,16 @@ def _summary(st: Status, folders: Sequence[str], *, resumable: bool) -> tuple[st
 def _connect(address: str) -> tuple[Any, Callable[[], None]]:
     """A ``distributed.Client`` for ``address`` (``local:N`` starts a LocalCluster of N worker
     processes) and a function closing what was opened."""
-    local = re.fullmatch(r"local(?::(\d+))?", address.strip())
-    n = int(local.group(1)) if local and local.group(1) else default_workers()
-    if n < 1:
-        raise UsageError(f"--cluster {address}: need at least one worker")
-    try:
-        distributed: Any = importlib.import_module("distributed")
-    except ImportError:
-        raise UsageError("--cluster needs Dask distributed: pip install 'chainlib[dask]'") from None
-    try:
-        if local:
-            cluster = distributed.LocalCluster(n_workers=n, processes=True)
-            try:
-                client = distributed.Client(cluster)
-            except BaseException:
-                cluster.close()
-                raise
+    from .run.cluster import connect, disconnect
 
-            def close_local() -> None:
-                client.close()
-                cluster.close()
-
-            return client, close_local
-        client = distributed.Client(address, timeout=10)
-        return client, client.close
-    except UsageError:
-        raise
+    try:
+        client = connect(address)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(f"--cluster {address}: {exc}") from None
     except Exception as exc:
         raise UsageError(f"--cluster {address}: cannot connect ({type(exc).__name__}: {exc})") \
             from None
+    return client, lambda: disconnect(client)
 
 
 # -- commands ----------------------------------------------------------------------------------

@@ -2,10 +2,16 @@
 
 The iterator runs locally; each batch of items runs the per-item part of the chain as one Dask
 task (:func:`run_batch`). Controls reach tasks in flight through cluster-visible flags: a
-``distributed.Event`` ``go`` (set while running) and ``stop``; a task's checkpoints poll them at
-most every ``POLL_S`` seconds. A task that parks on a pause says so on a ``distributed.Queue``, so
-the run reports ``paused`` only when no item executes anywhere. Batches grow until a task takes
-about ``TARGET_TASK_S`` seconds, amortizing the per-task overhead over tiny items.
+``distributed.Event`` ``go`` (set while running) and ``stop``; in each worker process a thread
+refreshes them every ``POLL_S`` seconds, so a checkpoint reads a local value while the run is
+running and only talks to the scheduler when it must park or stop. A task that parks on a pause
+says so on a ``distributed.Queue``, so the run reports ``paused`` only when no item executes
+anywhere. Batches grow until a task takes about ``TARGET_TASK_S`` seconds, amortizing the
+per-task overhead over tiny items (and shrink near the end so that every worker stays busy).
+
+The per-item part of the chain (the payload) is pickled once and sent with every task (unpickled
+once per worker process): a shared payload key would make the scheduler queue every task on the
+worker holding it, and scattered data dies with its worker.
 
 A killed worker's task is run again by Dask elsewhere; outputs are written atomically and the
 task may replace leftovers (``ctx.resuming``), and items are recorded in the manifest only when
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -34,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chainlib")
 
 POLL_S = 0.05
-TARGET_TASK_S = 0.25
+TARGET_TASK_S = 0.5
 MAX_BATCH = 64
 PREVIEW_PX = 160
 
@@ -71,48 +78,153 @@ class Outcome:
     traceback: str = ""
 
 
+class _Flags:
+    """The run's ``go`` / ``stop`` flags as one worker process sees them.
+
+    A thread refreshes them every ``POLL_S`` seconds, so a checkpoint reads a local attribute and
+    never waits on the scheduler while the run is running (a blocking ``Event.is_set()`` per
+    poll cost every item a round trip to a possibly busy scheduler). One per run and process,
+    shared by its tasks; the thread ends a few seconds after the last task of the run leaves.
+    """
+
+    LINGER_S = 5.0
+
+    def __init__(self, prefix: str) -> None:
+        from distributed import Event
+
+        self.prefix = prefix
+        self.go = Event(prefix + "-go")
+        self.stop = Event(prefix + "-stop")
+        self.going = self.go.is_set()
+        self.users = 0
+        self.idle_since = time.monotonic()
+        threading.Thread(target=self._refresh, name=f"{prefix}-flags", daemon=True).start()
+
+    def _refresh(self) -> None:
+        while True:
+            time.sleep(POLL_S)
+            with _flags_lock:
+                if self.users == 0 and time.monotonic() - self.idle_since > self.LINGER_S:
+                    if _flags.get(self.prefix) is self:
+                        del _flags[self.prefix]
+                    return
+            try:
+                self.going = self.go.is_set()
+            except Exception:  # the scheduler is gone: the task will learn it when it returns
+                log.debug("could not refresh %s's flags", self.prefix, exc_info=True)
+
+    @classmethod
+    def acquire(cls, prefix: str) -> _Flags:
+        with _flags_lock:
+            flags = _flags.get(prefix)
+            if flags is None:
+                flags = _flags[prefix] = cls(prefix)
+            flags.users += 1
+            return flags
+
+    def release(self) -> None:
+        with _flags_lock:
+            self.users -= 1
+            if self.users == 0:
+                self.idle_since = time.monotonic()
+
+
+_flags: dict[str, _Flags] = {}
+_flags_lock = threading.Lock()
+
+
 class _RemoteControl:
     """The run's controls as a task sees them (``ctx`` hooks on a worker)."""
 
     def __init__(self, payload: ItemPayload, batch_id: int) -> None:
-        from distributed import Event, Queue
-
         self.run_id = payload.run_id
-        self._go = Event(payload.prefix + "-go")
-        self._stop = Event(payload.prefix + "-stop")
-        self._notices = Queue(payload.prefix + "-notices")
+        self._flags = _Flags.acquire(payload.prefix)
+        self._notices_name = payload.prefix + "-notices"
+        self._notices: Any = None  # created on the first park: each creation is an RPC
         self._batch = batch_id
-        self._next_poll = 0.0
+
+    def close(self) -> None:
+        self._flags.release()
 
     def checkpoint(self) -> None:
-        now = time.monotonic()
-        if now < self._next_poll:
+        flags = self._flags
+        if flags.going:  # refreshed every POLL_S by the flags' thread: no round trip here
             return
-        self._next_poll = now + POLL_S
-        if self._go.is_set():
-            return
-        if self._stop.is_set():
+        if flags.stop.is_set():
             raise RunStopped()
+        if flags.go.is_set():  # resumed since the last refresh
+            flags.going = True
+            return
+        if self._notices is None:
+            from distributed import Queue
+
+            self._notices = Queue(self._notices_name)
         self._notices.put(("parked", self._batch))
         try:
-            while not self._go.wait(timeout=0.2):
-                if self._stop.is_set():
+            while not flags.go.wait(timeout=0.2):
+                if flags.stop.is_set():
                     raise RunStopped()
         finally:
             self._notices.put(("unparked", self._batch))
-        if self._stop.is_set():
+        if flags.stop.is_set():
             raise RunStopped()
+        flags.going = True
 
     def progress(self, node: str, fraction: float) -> None:
         return None  # per-node progress stays on the worker; items report when they finish
 
 
-def run_batch(payload: ItemPayload, batch_id: int,
+@dataclass(frozen=True)
+class PackedPayload:
+    """The payload pickled once on the client; each worker unpickles it once per run.
+
+    It travels with every batch task instead of being a Dask key that tasks depend on: the
+    scheduler sends a task to a worker holding its dependencies, so a shared payload key made
+    every batch queue up on one worker (leaving the other idle, and a task queued behind a
+    parked one would keep a pause from ever completing); and scattered data whose worker dies
+    is lost for good (Dask's memory manager keeps one replica), cancelling the run's tasks.
+    """
+
+    prefix: str
+    blob: bytes
+
+    @classmethod
+    def pack(cls, payload: ItemPayload) -> PackedPayload:
+        from distributed.protocol.pickle import dumps  # cloudpickle for notebook-defined nodes
+
+        return cls(payload.prefix, dumps(payload))
+
+    def unpack(self) -> ItemPayload:
+        with _unpacked_lock:
+            payload = _unpacked.get(self.prefix)
+            if payload is None:
+                from distributed.protocol.pickle import loads
+
+                payload = _unpacked[self.prefix] = loads(self.blob)
+                while len(_unpacked) > 8:  # keep the few newest runs
+                    del _unpacked[next(iter(_unpacked))]
+        return payload
+
+
+_unpacked: dict[str, ItemPayload] = {}
+_unpacked_lock = threading.Lock()
+
+
+def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
               items: list[tuple[int, str | None, Any]]) -> list[Outcome]:
     """Run the per-item part of the chain for each item (on a Dask worker)."""
+    payload = packed.unpack() if isinstance(packed, PackedPayload) else packed
+    control = _RemoteControl(payload, batch_id)
+    try:
+        return _run_items(payload, control, items)
+    finally:
+        control.close()
+
+
+def _run_items(payload: ItemPayload, control: _RemoteControl,
+               items: list[tuple[int, str | None, Any]]) -> list[Outcome]:
     from .runner import error_message, error_traceback, resolve_lazy, store_outputs
 
-    control = _RemoteControl(payload, batch_id)
     outcomes: list[Outcome] = []
     stopped = False
     for index, _label, value in items:
@@ -182,6 +294,7 @@ class ClusterItems:
         self.stop = Event(prefix + "-stop", client=client)
         self.notices = Queue(prefix + "-notices", client=client)
         self.batch_size = 1
+        self._dispatchers = 1
         self._ids = itertools.count()
         self._done = threading.Event()
         self._size_lock = threading.Lock()
@@ -198,10 +311,10 @@ class ClusterItems:
         for t in threads:
             t.start()
         try:
-            payload_future = self.client.scatter(self.payload, broadcast=True, hash=False)
-            nthreads = max(1, sum(self.client.nthreads().values()))
+            packed = PackedPayload.pack(self.payload)
+            nthreads = self._dispatchers = max(1, sum(self.client.nthreads().values()))
             dispatchers = [
-                threading.Thread(target=self._dispatch, args=(it, feed, payload_future),
+                threading.Thread(target=self._dispatch, args=(it, feed, packed),
                                  name=f"chainlib-dispatch-{i}", daemon=True)
                 for i in range(nthreads)
             ]
@@ -223,13 +336,17 @@ class ClusterItems:
                 except Exception:  # the cluster may be gone; nothing left to tell it
                     log.debug("could not clear %s", event.name, exc_info=True)
 
-    def _dispatch(self, it: Step, feed: _ItemFeed, payload_future: Any) -> None:
+    def _dispatch(self, it: Step, feed: _ItemFeed, packed: PackedPayload) -> None:
         runner = self.runner
         while True:
             batch: list[tuple[int, str | None, str | None, Any]] = []
             try:
                 with self._size_lock:
                     size = self.batch_size
+                total = runner._total
+                if total is not None:  # near the end, smaller batches keep every worker busy
+                    left = total - feed.count
+                    size = max(1, min(size, -(-left // (2 * self._dispatchers))))
                 while len(batch) < size:
                     got = runner._next_item(it, feed, resolve=False)
                     if got is None:
@@ -246,7 +363,7 @@ class ClusterItems:
             started = time.monotonic()
             try:
                 outcomes = self._await(self.client.submit(
-                    run_batch, payload_future, bid, [(i, lb, v) for i, lb, _, v in batch],
+                    run_batch, packed, bid, [(i, lb, v) for i, lb, _, v in batch],
                     key=f"{self.payload.prefix}-batch-{bid}", pure=False,
                 ))
             except Exception as exc:
@@ -262,17 +379,19 @@ class ClusterItems:
 
     def _await(self, future: Any) -> list[Outcome]:
         """The task's outcomes; a task that has not started when a stop comes is cancelled."""
-        from distributed import TimeoutError as DaskTimeout
-
-        while True:
-            try:
-                result: list[Outcome] = future.result(timeout=0.1)
-                return result
-            except (TimeoutError, DaskTimeout):
-                if self.runner._halting() and future.status == "pending" and not self._started(
-                        future):
-                    future.cancel()
-                    return []
+        # Wait on a local flag set by the future's done callback, not with
+        # ``future.result(timeout=...)``: that polls through the client's event loop and, when a
+        # timeout races the future's completion (or a lost worker's retry), distributed's
+        # ``sync`` can end with ``UnboundLocalError: ... 'result'`` instead of either outcome.
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        while not done.wait(0.1):
+            if self.runner._halting() and future.status == "pending" and not self._started(
+                    future):
+                future.cancel()
+                return []
+        result: list[Outcome] = future.result()
+        return result
 
     def _started(self, future: Any) -> bool:
         try:
@@ -320,22 +439,36 @@ class ClusterItems:
 
 
 def connect(address: str) -> Any:
-    """A ``distributed.Client`` for ``tcp://HOST:PORT`` or, with ``local:N``, a new LocalCluster
-    of N worker processes. Fails fast with a clear error for a bad address."""
+    """A ``distributed.Client`` for ``tcp://HOST:PORT``, or for ``local:N`` (``local``: one per
+    core) a new LocalCluster of N single-threaded worker processes, closed by :func:`disconnect`.
+    Fails fast (about 5 s) with a ``ValueError`` naming the address."""
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:  # pragma: no cover - the dask extra is not installed
         raise RuntimeError("the Dask backend needs `pip install chainlib[dask]`") from exc
-    if address.startswith("local:"):
+    address = address.strip()
+    if address == "local" or address.startswith("local:"):
+        count = address.partition(":")[2] or str(os.cpu_count() or 1)
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"local:N needs at least one worker, got {address!r}")
+        cluster = LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
+                               dashboard_address=":0")
         try:
-            n = int(address.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"--cluster local:N needs a number of workers, got {address!r}") \
-                from None
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        return Client(cluster)
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        setattr(client, "_chainlib_owns_cluster", True)  # noqa: B010 (a foreign object)
+        return client
     try:
         return Client(address, timeout="5s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
+
+
+def disconnect(client: Any) -> None:
+    """Close a client from :func:`connect`, and the LocalCluster it started, if any."""
+    cluster = client.cluster if getattr(client, "_chainlib_owns_cluster", False) else None
+    client.close()
+    if cluster is not None:
+        cluster.close()

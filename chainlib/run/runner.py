@@ -785,6 +785,7 @@ class Runner:
                     self._seconds[node] += seconds
                 if out.status == "failed":
                     self._node_failures[out.node] += 1
+                    self._count[out.node] -= out.node == it  # as locally: a failed fetch counts 0
             self._change("node_finished", self._plan.item[0].id if self._plan.item else None,
                          message=f"{len(outcomes)} item(s) back from the cluster")
             if self._pause_requested:
