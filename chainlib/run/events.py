@@ -64,6 +64,7 @@ class Subscription:
         self._buffer: deque[Event] = deque()
         self._last_seq: int | None = None  # seq of the last event delivered (or before the first)
         self._closed = False
+        self._busy = False  # the callback is running (flush waits for it)
         self.errors = 0
         """How many times the callback raised (each is logged, delivery goes on)."""
         self._thread = threading.Thread(
@@ -98,8 +99,6 @@ class Subscription:
         """Wait until every queued event has been delivered."""
         with self._cv:
             return self._cv.wait_for(lambda: not self._buffer and not self._busy, timeout)
-
-    _busy = False
 
     def _deliver(self) -> None:
         while True:

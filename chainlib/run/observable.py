@@ -75,11 +75,3 @@ class RunStateMirror(HasTraits):
                 if getattr(self, name) != value:
                     setattr(self, name, value)
             self.seq = status.seq
-
-    def sync(self, timeout: float = 5.0) -> None:
-        """Wait until the mirror has applied everything up to now (handy in tests and scripts)."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while self._changed.is_set() and time.monotonic() < deadline:
-            time.sleep(0.001)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 RunState = Literal[
     "idle", "running", "pausing", "paused", "stopping", "stopped", "completed", "failed"
@@ -185,33 +185,3 @@ class Status:
         total = "?" if self.total is None else str(self.total)
         return (f"<Status {self.run_id} #{self.seq} {self.state} {self.done}/{total} "
                 f"failed={self.failed}>")
-
-
-def status_from_dict(d: Mapping[str, Any]) -> Status:
-    """Rebuild a Status from ``to_dict()`` output (for consumers on the other side of a wire)."""
-    err = d.get("error")
-    return Status(
-        run_id=d["run_id"],
-        state=d["state"],
-        seq=d["seq"],
-        done=d["done"],
-        failed=d["failed"],
-        skipped=d.get("skipped", 0),
-        total=d["total"],
-        current=tuple(d["current"]),
-        nodes={
-            k: NodeStatus(v["state"], v["count"], v["running"], v["total_s"], v["progress"])
-            for k, v in d["nodes"].items()
-        },
-        elapsed=d["elapsed"],
-        eta=d["eta"],
-        rate=d["rate"],
-        error=None
-        if err is None
-        else ErrorInfo(err["node"], err["message"], err["traceback"], err["item"], err["label"]),
-        failures=tuple(
-            Failure(f["item"], f["label"], f["node"], f["message"]) for f in d["failures"]
-        ),
-        started_at=d["started_at"],
-        taken_at=d["taken_at"],
-    )
