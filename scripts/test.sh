@@ -31,6 +31,11 @@ echo "== ruff + mypy"
 echo "== front end: node --test"
 node --test widget/tests/
 
-echo "== python: unit, hypothesis, kernel-protocol, notebooks (nbval), browser"
+echo "== python: unit, hypothesis, kernel-protocol, dask, notebooks (nbval), browser"
 # pytest exits 5 when it collected nothing: with `set -e` that fails the run, as it should.
-.venv/bin/python -m pytest "$@"
+if (($#)); then
+    .venv/bin/python -m pytest "$@"
+else
+    .venv/bin/python -m pytest tests notebooks --nbval --nbval-current-env \
+        --nbval-sanitize-with notebooks/nbval-sanitize.cfg
+fi

@@ -87,7 +87,9 @@ const State = (() => {
    *                             (running/pausing/paused/stopping) -> disconnected. A pending stop becomes
    *                             a queued stop; another pending command is dropped with a notice.
    *                         (3) pull due -> status_request. Period: fast_pull_interval while a command
-   *                             is pending, pull_interval otherwise (also while disconnected).
+   *                             is pending or the snapshot state is pausing/stopping (a lost
+   *                             paused/stopped update is then found quickly), pull_interval otherwise
+   *                             (also while disconnected).
    *   visible, online       pull now.
    *   leaving disconnected  (first contact) forget unanswered pulls and pull afresh (unless the contact
    *                         is itself a status reply or a pull went out < fast_pull_interval ago — e.g.
@@ -261,9 +263,15 @@ const State = (() => {
     return t;
   }
 
+  const TRANSITIONAL = Object.freeze(["pausing", "stopping"]);
+
   function nextPullAt(d) {
     if (d.connected && d.pending) {
       return Math.max(d.lastPullAt, d.pending.sentAt) + d.config.fastPullInterval;
+    }
+    // The backend is on its way to paused/stopped: if that update is lost, find out quickly.
+    if (d.connected && TRANSITIONAL.includes(snapshotState(d))) {
+      return d.lastPullAt + d.config.fastPullInterval;
     }
     return d.lastPullAt + d.config.pullInterval;
   }

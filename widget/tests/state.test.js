@@ -326,6 +326,19 @@ describe("targeted behaviour", () => {
     assert.equal(nextWakeup(d), T - 3.5 + CFG.pullInterval);
   });
 
+  test("backend pausing/stopping without a pending click: pulls at the fast interval", () => {
+    for (const backend of ["pausing", "stopping", "running"]) {
+      let s = initial(CFG, T - 2, { idBase: BASE });
+      s = step(s, { type: "message", msg: { type: "status", id: BASE, status: snap(backend, 10) }, now: T - 2 });
+      assert.equal(s.pending, null);
+      const fastDue = T - 2 + CFG.fastPullInterval;
+      s = transition(s, { type: "tick", now: fastDue });
+      const pulled = s.outbox.some((m) => m.type === "status_request");
+      // a lost paused/stopped update is found quickly; a plain running run pulls at the normal pace
+      assert.equal(pulled, backend !== "running", backend);
+    }
+  });
+
   test("config events change the intervals", () => {
     let s = build("idle");
     s = transition(s, { type: "config", config: { ...CFG, pullInterval: 1 }, now: T });
