@@ -72,6 +72,8 @@
  *                             is pending or the snapshot state is pausing/stopping (a lost
  *                             paused/stopped update is then found quickly), pull_interval otherwise
  *                             (also while disconnected).
+ *                         (4) pulls unanswered for DEAF_AFTER s while updates still arrive -> a
+ *                             notice: the kernel does not hear this view (reload the page).
  *   visible, online       pull now.
  *   leaving disconnected  (first contact) forget unanswered pulls and pull afresh (unless the contact
  *                         is itself a status reply or a pull went out < fast_pull_interval ago — e.g.
@@ -189,6 +191,7 @@ export function initial(config, now, options = {}) {
     queued: null, // {command: "stop", id, since}
     pulls: [], // outstanding status_request ids (this view)
     pullSince: null, // time the oldest unanswered pull was sent
+    deafWarned: false, // the "kernel does not hear this panel" notice was shown for this pull
     lastPullAt: -Infinity,
     lastGapPullAt: -Infinity,
     lastContact: now,
@@ -246,6 +249,8 @@ function disconnectDeadline(d) {
 }
 
 const TRANSITIONAL = Object.freeze(["pausing", "stopping"]);
+/** Seconds of unanswered pulls, while updates still arrive, before the "not heard" notice. */
+export const DEAF_AFTER = 12;
 
 function nextPullAt(d) {
   if (d.connected && d.pending) {
@@ -305,6 +310,15 @@ function advance(d) {
     sendPull(d);
   }
   if (d.connected && d.now >= disconnectDeadline(d)) goDisconnected(d);
+  if (d.connected && !d.deafWarned && d.pullSince !== null && d.lastContact > d.pullSince &&
+      d.now - d.pullSince >= DEAF_AFTER) {
+    // Updates arrive but our requests go unanswered: the kernel does not hear this view. Seen
+    // with JupyterLab's "Kernel comms over subshells" after a page reload (messages to a deleted
+    // subshell are dropped by ipykernel). Buttons cannot work until the page is reloaded.
+    d.deafWarned = true;
+    setNotice(d, "warn", "The kernel sends updates but does not answer this panel's requests — " +
+      "reload the page (if it persists, set Settings → Kernel → comms over subshells to disabled)");
+  }
   if (d.now >= nextPullAt(d)) sendPull(d);
 }
 
@@ -388,6 +402,7 @@ function onMessage(d, msg) {
     if (d.pulls.includes(msg.id)) {
       d.pulls = [];
       d.pullSince = null;
+      d.deafWarned = false;
       info.isReply = true;
     }
     adopt(d, msg.status);

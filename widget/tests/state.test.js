@@ -4,6 +4,7 @@ import {
   initial, transition, buttons, nextWakeup, pauseButtonMode, FRONT_STATES, INTERMEDIATE,
 } from "../state.js";
 import { CFG, snap, deepFreeze, EXPECTED_BUTTONS, enabledSet } from "./helpers.js";
+import { DEAF_AFTER } from "../state.js";
 
 const T = 100;
 const BASE = 5000;
@@ -337,6 +338,24 @@ describe("targeted behaviour", () => {
       // a lost paused/stopped update is found quickly; a plain running run pulls at the normal pace
       assert.equal(pulled, backend !== "running", backend);
     }
+  });
+
+  test("updates arrive but pulls are never answered: a notice says the kernel does not hear us", () => {
+    let s = initial(CFG, 0, { idBase: BASE });
+    s = step(s, { type: "message", msg: { type: "status", id: BASE, status: snap("running", 1) }, now: 0.1 });
+    let seq = 1;
+    for (let t = 0.5; t <= DEAF_AFTER + 6; t += 0.5) {
+      s = step(s, { type: "snapshot", status: snap("running", ++seq), now: t });
+      s = step(s, { type: "tick", now: t + 0.01 });
+      if (t < DEAF_AFTER) assert.equal(s.notice, null, `no notice yet at ${t}`);
+    }
+    assert.equal(s.ui, "running");
+    assert.match(s.notice.text, /does not answer this panel's requests/);
+    // an answer ends it; a later deafness warns again
+    const lastPull = s.pulls[s.pulls.length - 1];
+    s = step(s, { type: "message", msg: { type: "status", id: lastPull, status: snap("running", ++seq) }, now: 30 });
+    assert.equal(s.pullSince, null);
+    assert.equal(s.deafWarned, false);
   });
 
   test("config events change the intervals", () => {
