@@ -379,7 +379,13 @@ def test_wait_timeout_and_async_wait(gates: Gates) -> None:
         asyncio.get_running_loop().call_later(0.05, gates.release.set)
         return await run
 
-    assert asyncio.run(main()).state == "completed"
+    # A fresh thread owns its event loop (the browser tier's Playwright keeps one running on
+    # the main thread for the whole session).
+    result: list[cl.Status] = []
+    t = threading.Thread(target=lambda: result.append(asyncio.run(main())))
+    t.start()
+    t.join(10)
+    assert result and result[0].state == "completed"
 
 
 def test_command_acks_are_thread_safe(gates: Gates) -> None:
