@@ -434,3 +434,12 @@ def test_override_with_wrong_type_is_caught_by_validate() -> None:
     with pytest.raises(cl.ChainError) as info:
         chain.validate()
     assert (info.value.node, info.value.input) == ("resize", "width")
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_are_rejected_on_load(tmp_path: Path, constant: str) -> None:
+    path = tmp_path / "nan.json"
+    path.write_text('{"format": "chainlib.chain", "version": 1, "nodes": [{"id": "a", '
+                    '"type": "core.constant", "inputs": {"value": {"value": ' + constant + '}}}]}')
+    with pytest.raises(cl.ChainError, match=f"{constant.lstrip('-')} is not a JSON number"):
+        cl.Chain.load(path)

@@ -423,3 +423,18 @@ def test_state_mirror_follows_status() -> None:
     wait_until(lambda: mirror.seq == final.seq, what="mirror caught up")
     assert mirror.state == "completed" and mirror.done == 50 and mirror.total == 50
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
+
+
+def test_interrupt_during_wait_stops_the_run(gates: Gates) -> None:
+    import _thread
+
+    run = cl.Runner(gated_chain(3))
+    run.start()
+    gates.wait_entered()
+    timer = threading.Timer(0.05, _thread.interrupt_main)  # what Ctrl-C / a kernel interrupt does
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run.wait(10)
+    timer.join()
+    assert run.status().state == "stopped"
+    assert gates.calls == [0]

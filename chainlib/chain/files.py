@@ -145,11 +145,17 @@ def load(path: str | Path) -> Chain:
     except UnicodeDecodeError as exc:
         raise ChainError(f"chain file is not UTF-8 text ({exc.reason})", where=str(p)) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ChainError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                          where=str(p)) from None
+    except ValueError as exc:  # NaN / Infinity: not JSON, and never written by save()
+        raise ChainError(f"invalid JSON: {exc}", where=str(p)) from None
     return chain_from_dict(data, source=str(p))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def fingerprint(chain: Chain) -> str:

@@ -273,15 +273,24 @@ class Runner:
         (a second interrupt gives up waiting) and re-raises.
         """
         try:
-            with self._cond:
-                if not self._cond.wait_for(lambda: self._state not in ACTIVE_STATES, timeout):
-                    raise TimeoutError(f"run {self._run_id} still {self._state} after {timeout} s")
-                return self._snapshot_locked()
+            return self._wait_finished(timeout)
         except KeyboardInterrupt:
             self.stop()
-            with self._cond:
-                self._cond.wait_for(lambda: self._state not in ACTIVE_STATES)
+            self._wait_finished(None)
             raise
+
+    def _wait_finished(self, timeout: float | None) -> Status:
+        # Short slices: a pending interrupt is seen within 0.2 s even where a lock wait is not
+        # interruptible (Windows, or an interrupt raised by _thread.interrupt_main).
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                if self._state not in ACTIVE_STATES:
+                    return self._snapshot_locked()
+                left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+                if left <= 0:
+                    raise TimeoutError(f"run {self._run_id} still {self._state} after {timeout} s")
+                self._cond.wait(left)
 
     async def wait_async(self, timeout: float | None = None) -> Status:
         """Await the end of the run without blocking the event loop (use in notebooks)."""
