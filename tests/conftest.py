@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import chainlib as cl
+from chainlib import samples
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
@@ -55,3 +58,21 @@ def gated_chain(n: int = 3) -> cl.Chain:
     src = chain.add("core.range", n=n)
     chain.add("test.gated", x=src)
     return chain
+
+
+@pytest.fixture(scope="session")
+def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled samples (and the corrupt one) generated once; tests copy them."""
+    return samples.folder(tmp_path_factory.mktemp("samples"), include_corrupt=True)
+
+
+def copy_samples(source: Path, dest: Path, *, include_corrupt: bool = False) -> Path:
+    shutil.copytree(source, dest, ignore=None if include_corrupt else
+                    shutil.ignore_patterns(samples.BROKEN))
+    return dest
+
+
+@pytest.fixture
+def inputs(sample_source: Path, tmp_path: Path) -> Path:
+    """A private copy of the samples without the corrupt file."""
+    return copy_samples(sample_source, tmp_path / "in")

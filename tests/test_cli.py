@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -50,17 +49,6 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -
     assert "Traceback" not in proc.stderr
     for fragment in fragments:
         assert fragment in proc.stderr, (fragment, proc.stderr)
-
-
-@pytest.fixture(scope="module")
-def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return samples.folder(tmp_path_factory.mktemp("samples"), include_corrupt=True)
-
-
-@pytest.fixture
-def inputs(sample_source: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(sample_source, tmp_path / "in",
-                                ignore=shutil.ignore_patterns(samples.BROKEN)))
 
 
 def outputs(out: Path) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from collections import Counter
@@ -60,17 +59,6 @@ def client(shared_cluster: tuple[object, object]) -> object:
     wait_until(lambda: len(c.scheduler_info()["workers"]) == 2, 30,  # type: ignore[attr-defined]
                "two workers")
     return c
-
-
-@pytest.fixture(scope="module")
-def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return samples.folder(tmp_path_factory.mktemp("samples"), include_corrupt=True)
-
-
-@pytest.fixture
-def inputs(sample_source: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(sample_source, tmp_path / "in",
-                                ignore=shutil.ignore_patterns(samples.BROKEN)))
 
 
 @pytest.fixture

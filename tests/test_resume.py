@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from PIL import Image as PILImage
 import chainlib as cl
 from chainlib import samples
 from chainlib.manifest import MANIFEST_NAME, Manifest
-from tests.conftest import wait_until
+from tests.conftest import copy_samples, wait_until
 
 N_SAMPLES = len(samples.names())
 
@@ -52,23 +51,6 @@ def throttle() -> Iterator[Throttle]:
 
     yield t
     t.open.set()
-
-
-@pytest.fixture(scope="module")
-def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The samples (and the corrupt one) generated once; each test gets its own copy."""
-    return samples.folder(tmp_path_factory.mktemp("samples"), include_corrupt=True)
-
-
-def copy_samples(source: Path, dest: Path, *, include_corrupt: bool = False) -> Path:
-    shutil.copytree(source, dest, ignore=None if include_corrupt else
-                    shutil.ignore_patterns(samples.BROKEN))
-    return dest
-
-
-@pytest.fixture
-def inputs(sample_source: Path, tmp_path: Path) -> Path:
-    return copy_samples(sample_source, tmp_path / "in")
 
 
 def batch_chain(src_dir: Path, out_dir: Path, *, width: int = 24, throttled: bool = False
