@@ -6,8 +6,9 @@ Invariants (all guarded by ``self._cond``, the runner's one lock):
   emits exactly one event to subscribers and wakes the watchers.
 - A node starts only through :meth:`_begin`, which checks the gate and marks the node running in
   one critical section: no node starts while a pause or stop is requested.
-- ``_busy`` counts threads executing a node and not parked at a checkpoint. ``pausing`` becomes
-  ``paused`` exactly when it reaches zero, so ``paused`` means no node is executing.
+- ``_busy`` counts threads executing a node and not parked at a checkpoint (and, with a cluster,
+  batches of items in flight whose task has not reported parking). ``pausing`` becomes
+  ``paused`` exactly when it reaches zero, so ``paused`` means no node is executing anywhere.
 - An item is counted once: done, failed, or (stopped mid-way) not run; ``done + failed <= total``.
 - The final state is set last by the driver thread, after every worker thread has ended.
 """
@@ -820,7 +821,7 @@ class Runner:
                 self._failures.append(Failure(None, None, "", message))
             self._abort = True
             self._gate_closed = True
-            self._change("state", message=message)
+            self._change("node_failed", message=message)
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ preview (for the panel)
