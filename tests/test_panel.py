@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 import chainlib as cl
@@ -558,3 +560,46 @@ def test_final_snapshot_is_repeated_after_the_run_ends(
                if u.msg["state"]["status"]["seq"] == final.seq]
     assert repeats[1] == pytest.approx(1.0, abs=0.4) and repeats[2] == pytest.approx(2.0, abs=0.4)
     assert all("heartbeat" not in u.msg["state"] for u in wire.updates("status", since=first))
+
+
+# ---------------------------------------------------------------- fuzzing the browser side
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=4),
+    max_leaves=12,
+)
+_near_valid = st.fixed_dictionaries(
+    {"type": st.sampled_from(["command", "status_request", "ack", "", "COMMAND"]) | st.text()},
+    optional={"id": st.integers() | st.booleans() | st.floats() | st.text() | st.none(),
+              "command": st.sampled_from(["pause", "resume", "explode"]) | _json,
+              "extra": _json},
+)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=_near_valid | _json)
+def test_garbage_from_the_browser_gets_one_clear_answer(wire: Wire, gates: Gates,
+                                                        content: Any) -> None:
+    run = cl.Runner(gated_chain(1))
+    p = ControlPanel(run)
+    try:
+        before = run.status()
+        reply = ask(p, wire, content)
+        valid_command = (isinstance(content, dict) and set(content) == {"type", "command", "id"}
+                         and content["type"] == "command" and type(content["id"]) is int
+                         and content["command"] in ("pause", "resume"))
+        valid_pull = (isinstance(content, dict) and set(content) == {"type", "id"}
+                      and content["type"] == "status_request" and type(content["id"]) is int)
+        if valid_command:
+            # pause/resume of an idle run: acknowledged as rejected, nothing changes
+            assert reply["type"] == "ack" and reply["accepted"] is False and reply["reason"]
+        elif valid_pull:
+            assert reply["type"] == "status" and reply["status"]["seq"] == before.seq
+        else:
+            assert reply["type"] == "error" and isinstance(reply["error"], str) and reply["error"]
+        assert run.status().seq == before.seq
+    finally:
+        p.close()
