@@ -3,10 +3,11 @@
 One JSON object per line in ``<output folder>/.chainlib-manifest.jsonl``, appended when an item
 finishes, after its outputs were renamed into place. Appends are flushed to the operating system
 but not fsynced: a record lost to a power failure only makes a resumed run redo that item (its
-outputs are replaced, still exactly once), while an fsync per item costs throughput. A record counts only if the
-input file still has the recorded size and modification time, the chain fingerprint matches,
-and every recorded output exists. A crash mid-append leaves a truncated last line, which is
-ignored.
+outputs are replaced, still exactly once), while an fsync per item costs throughput.
+
+A record counts only if the input file still has the recorded size and modification time, the
+chain fingerprint matches, and every recorded output exists. A crash mid-append leaves a
+truncated last line, which is ignored.
 """
 
 from __future__ import annotations
