@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, TypedDict
 
 import pytest
@@ -191,3 +192,13 @@ def test_plain_function_becomes_a_node() -> None:
     run.start()
     assert run.wait(10).state == "completed"
     assert run.result(c) == [0, 3, 6, 9]
+
+
+def test_path_constants_are_stored_as_strings(tmp_path: Path) -> None:
+    chain = cl.Chain()
+    chain.add("image.load_folder", folder=tmp_path)
+    chain.set("load_folder", "pattern", Path("*.png"))
+    chain.validate()
+    assert chain.nodes["load_folder"].inputs == {"folder": str(tmp_path), "pattern": "*.png"}
+    chain.save(tmp_path / "c.json")
+    assert cl.Chain.load(tmp_path / "c.json").to_dict() == chain.to_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -159,4 +160,6 @@ class Chain:
 def _as_input(value: Any) -> Any:
     if isinstance(value, NodeHandle):
         return OutputRef(value.id, None)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # paths are stored as strings: JSON-safe, and what nodes take
     return value
