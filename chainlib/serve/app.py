@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .hub import MAX_FAILURES, Hub, snapshot_json
+from .hub import MAX_FAILURES, Hub
 
 __all__ = ["COMMANDS", "MAX_BODY_BYTES", "build_app"]
 

@@ -10,6 +10,7 @@ controllers use — ``status()``, ``command()``, ``start/pause/resume/stop()``, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -57,7 +58,7 @@ def _opt_float(value: Any) -> float | None:
 
 
 def status_from_dict(d: Any) -> Status:
-    """Rebuild a :class:`Status` from its ``to_dict()`` form (raises ``ValueError`` if malformed)."""
+    """Rebuild a :class:`Status` from its ``to_dict()`` form (``ValueError`` if malformed)."""
     try:
         state = d["state"]
         if state not in STATES:
@@ -93,7 +94,8 @@ def status_from_dict(d: Any) -> Status:
 
 def _iter_sse(lines: Iterator[str]) -> Iterator[tuple[str, str, str | None]]:
     """``(event, data, id)`` for each event of a ``text/event-stream`` (comments skipped)."""
-    event, data, event_id = "message", [], None
+    event, event_id = "message", None
+    data: list[str] = []
     for line in lines:
         if line == "":
             if data:
@@ -182,7 +184,7 @@ class RemoteRun:
         return self.status()
 
     def command(self, name: str) -> Ack:
-        """Send a command; the server's :class:`~chainlib.Ack`, or a rejection naming the problem."""
+        """Send a command: the server's Ack, or a rejection naming the problem."""
         try:
             response = self._http.post("/commands", json={"command": name})
         except httpx.HTTPError as exc:
@@ -295,10 +297,9 @@ class RemoteRun:
 
     def _pull_loop(self) -> None:
         while not self._closing.wait(self.pull_interval):
-            try:
+            # on failure `connected` turns False; the stream thread keeps trying too
+            with contextlib.suppress(RemoteError, ValueError):
                 self.fetch_status()
-            except (RemoteError, ValueError):
-                pass  # `connected` turns False; the stream thread keeps trying too
 
     def _follow_events(self) -> None:
         retry = 0.5

@@ -39,8 +39,9 @@ class ControlServer:
     Use :func:`serve` (or ``Runner.serve``) to make one; :meth:`close` stops it (the run goes on).
     """
 
-    def __init__(self, hub: Hub, server: Any, thread: threading.Thread, loop: asyncio.AbstractEventLoop,
-                 *, host: str, port: int, token: str, url_host: str) -> None:
+    def __init__(self, hub: Hub, server: Any, thread: threading.Thread,
+                 loop: asyncio.AbstractEventLoop, *, host: str, port: int, token: str,
+                 url_host: str) -> None:
         self._hub = hub
         self._server = server
         self._thread = thread
