@@ -1,15 +1,87 @@
-"""The control panel as a plain web page (filled in once the front end's bundler lands)."""
+"""The control panel as a plain web page: the notebook panel's front end over HTTP.
+
+``GET /`` answers a small HTML shell carrying the token and the settings in ``<meta>`` tags; it
+loads ``/static/page.js``, which renders ``panel.js`` (the notebook panel's view, driven by the
+same ``state.js`` machine) with the HTTP model of ``web.js`` (EventSource + fetch instead of a
+Jupyter comm). The page is only ever served to a request holding the token (the middleware sees
+to that), so the token in it is no leak; its Content-Security-Policy allows scripts, styles and
+connections from this origin only, and no framing.
+"""
 
 from __future__ import annotations
 
+import html
+import json
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
+
+__all__ = ["PAGE_FILES", "find_front_end", "load_page"]
+
+PAGE_FILES: Final = {
+    "/static/panel.js": ("panel.js", "text/javascript; charset=utf-8"),
+    "/static/web.js": ("web.js", "text/javascript; charset=utf-8"),
+    "/static/page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "/static/panel.css": ("panel.css", "text/css; charset=utf-8"),
+}
+
+CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+              "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; "
+              "form-action 'none'; frame-ancestors 'none'")
+
+_SHELL: Final = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<meta name="chainlib-token" content="{token}">
+<meta name="chainlib-config" content="{config}">
+<title>{title} — chainlib</title>
+<link rel="stylesheet" href="/static/panel.css">
+<script type="module" src="/static/page.js"></script>
+</head>
+<body>
+<main id="chainlib-root"></main>
+</body>
+</html>
+"""
+
+
+def find_front_end() -> Path | None:
+    """``chainlib/_widget`` in an installed wheel, else ``<repo>/widget``; None if incomplete."""
+    here = Path(__file__).resolve().parents[1]
+    for candidate in (here / "_widget", here.parent / "widget"):
+        if all((candidate / name).is_file() for name, _ in PAGE_FILES.values()):
+            return candidate
+    return None
 
 
 def load_page(info: dict[str, Any], token: str
               ) -> tuple[Callable[[Request], Response] | None, dict[str, tuple[str, bytes]]]:
-    """``(page handler, static files)``; no page yet."""
-    return None, {}
+    """``(GET / handler, {path: (media type, bytes)})``; no page if the files are missing."""
+    folder = find_front_end()
+    if folder is None:
+        return None, {}
+    static = {path: (media, (folder / name).read_bytes())
+              for path, (name, media) in PAGE_FILES.items()}
+    body = _SHELL.format(
+        token=html.escape(token, quote=True),
+        config=html.escape(json.dumps(info), quote=True),
+        title=html.escape(str(info.get("title", "")) or "chain"),
+    )
+    headers = {
+        "content-security-policy": CSP,
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+    }
+
+    def page(request: Request) -> Response:
+        return HTMLResponse(body, headers=headers)
+
+    return page, static
