@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ..run.runner import Ack
+from ..run import Ack
 from ..run.status import (
     ACTIVE_STATES,
     STATES,
