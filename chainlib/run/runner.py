@@ -17,7 +17,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.types import type_name
@@ -32,7 +31,7 @@ from .local import LocalThreads
 from .preview import PreviewBuffer
 from .seam import Executor
 from .states import ACTIVE_STATES, Command
-from .status import Status
+from .status import Ack, Status
 from .waiting import HOOK_SLICE_S, has_wait_hooks, run_wait_hooks
 
 if TYPE_CHECKING:
@@ -43,27 +42,6 @@ OnError = Literal["stop", "skip"]
 WAIT_SLICE_S = 0.2
 """Longest lock wait in :meth:`Runner.wait`: a pending interrupt is seen within this time even
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """The answer to a control command: accepted or not, why, and the status right after it."""
-
-    command: str
-    accepted: bool
-    reason: str
-    status: Status
-
-    def __bool__(self) -> bool:
-        return self.accepted
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "command": self.command,
-            "accepted": self.accepted,
-            "reason": self.reason,
-            "status": self.status.to_dict(),
-        }
 
 
 class Runner:

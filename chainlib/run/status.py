@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from .states import ACTIVE_STATES, FINISHED_STATES, RUN_STATES, RunState
 
@@ -18,6 +18,7 @@ __all__ = [
     "FINISHED_STATES",
     "RUN_STATES",
     "STATES",
+    "Ack",
     "ErrorInfo",
     "Failure",
     "NodeStatus",
@@ -205,3 +206,24 @@ class Status:
         total = "?" if self.total is None else str(self.total)
         return (f"<Status {self.run_id} #{self.seq} {self.state} {self.done}/{total} "
                 f"failed={self.failed}>")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The answer to a control command: accepted or not, why, and the status right after it."""
+
+    command: str
+    accepted: bool
+    reason: str
+    status: Status
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "status": self.status.to_dict(),
+        }
