@@ -74,6 +74,7 @@ def execute(
         bar = tqdm(total=None, unit="item", desc=label, file=sys.stderr, disable=not progress,
                    dynamic_ncols=True, smoothing=0.1, mininterval=0.2)
         stop_sent = False
+        shown = ""
         final: Status | None = None
         try:
             ack = runner.start()
@@ -87,13 +88,14 @@ def execute(
                     sys.stderr.flush()
                 with contextlib.suppress(TimeoutError):
                     final = runner.wait(timeout=0.1)
-                _update_bar(bar, final or runner.status())
+                shown = _update_bar(bar, final or runner.status(), shown)
         finally:
             bar.close()
         return final, interrupts.count > 0
 
 
-def _update_bar(bar: Any, st: Status) -> None:
+def _update_bar(bar: Any, st: Status, shown: str) -> str:
+    """Bring the bar up to ``st``; ``shown`` is the postfix shown now; returns the new one."""
     if st.total is not None and bar.total != st.total:
         bar.total = st.total
         bar.refresh()
@@ -110,9 +112,9 @@ def _update_bar(bar: Any, st: Status) -> None:
     elif st.current and st.total is not None and finished >= st.total:
         postfix.append("finishing: " + ", ".join(st.current))
     text = " ".join(postfix)
-    if text != getattr(bar, "_chainlib_postfix", ""):
-        bar._chainlib_postfix = text
+    if text != shown:
         bar.set_postfix_str(text, refresh=False)
+    return text
 
 
 def summary(st: Status, folders: Sequence[str], *, resumable: bool) -> tuple[str, int]:

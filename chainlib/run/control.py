@@ -12,7 +12,8 @@ with it held, except the fast-path read of ``gate_open`` noted in (3).
    along an edge of :data:`TRANSITIONS`; anything else is a bug and raises.
 2. ``seq`` increases by exactly one on every change (a transition, or a statistic the caller
    changed), across all runs of the runner; each change emits exactly one event to the
-   subscribers and sets every watcher flag (:meth:`Control.emit`).
+   subscribers and sets every watcher flag (:meth:`Control.emit`; inlined, to the same effect,
+   in :meth:`Control.enter` and :meth:`Control.leave`, which run twice per node).
 3. The gate is open exactly when ``state == "running"`` and the run is not aborting.
    ``gate_open`` is that value, recomputed in :meth:`Control._derive` only, which runs after
    every transition and on abort; an unlocked read of it is a fast path that is always
@@ -159,6 +160,11 @@ class Control:
         Callers change their statistics first, then emit, in one critical section.
         """
         self.seq += 1
+        if self.fanout.subscribers or self.fanout.watchers:
+            self._publish(kind, node, item, label, message, progress)
+
+    def _publish(self, kind: EventKind, node: str | None, item: int | None, label: str | None,
+                 message: str | None, progress: float | None) -> None:
         fanout = self.fanout
         if fanout.subscribers:
             event = Event(kind, self.seq, self.run_id, self.state, node, item, label, message,
@@ -217,15 +223,27 @@ class Control:
     # Called by the run's engine and its executors (local threads, the Dask bridge), never by
     # users. All but checkpoint() expect the lock to be held.
 
-    def enter(self) -> None:
-        """An execution begins: pass the gate (invariant 4), then count it busy."""
+    def enter(self, node: str | None = None, item: int | None = None, label: str | None = None,
+              message: str | None = None) -> None:
+        """An execution begins: pass the gate (invariant 4), count it busy, emit
+        ``node_started`` (one call on the hot path: the caller's statistics follow it)."""
         if not self.gate_open:
             self._wait_gate()
         self.busy += 1
+        self.seq += 1  # emit("node_started", ...) inlined: this is the per-node hot path
+        if self.fanout.subscribers or self.fanout.watchers:
+            self._publish("node_started", node, item, label, message, None)
 
-    def leave(self) -> None:
-        """An execution ended (or parked elsewhere): uncount it; a pending pause may settle."""
+    def leave(self, kind: EventKind | None = None, node: str | None = None,
+              item: int | None = None, label: str | None = None,
+              message: str | None = None) -> None:
+        """An execution ended (or parked elsewhere): uncount it, emit ``kind`` if given (after
+        the caller changed its statistics); a pending pause may settle."""
         self.busy -= 1
+        if kind is not None:  # emit(kind, ...) inlined: the per-node hot path
+            self.seq += 1
+            if self.fanout.subscribers or self.fanout.watchers:
+                self._publish(kind, node, item, label, message, None)
         if self.state == "pausing" and self.busy == 0:
             self._enter("settle")
 

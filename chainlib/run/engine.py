@@ -166,29 +166,26 @@ class Engine:
             self.control.emit("progress", node, progress=fraction)
 
     def begin_node(self, node: str, item: int | None, label: str | None) -> None:
-        control = self.control
-        with control.lock:
-            control.enter()
+        with self.control.lock:
+            self.control.enter(node, item, label)  # may park or raise: count only after it
             self.ledger.running[node] += 1
-            control.emit("node_started", node, item, label)
 
     def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
                  error: BaseException | None, *, counted: bool = True) -> None:
-        control, ledger = self.control, self.ledger
-        with control.lock:
+        ledger = self.ledger
+        with self.control.lock:
             ledger.running[node] -= 1
             if not counted:
-                control.emit("node_finished", node, item, label, "no more items")
+                self.control.leave("node_finished", node, item, label, "no more items")
             elif error is None:
                 ledger.count[node] += 1
                 ledger.seconds[node] += seconds
-                control.emit("node_finished", node, item, label)
+                self.control.leave("node_finished", node, item, label)
             elif isinstance(error, RunStopped):
-                control.emit("node_finished", node, item, label, "stopped")
+                self.control.leave("node_finished", node, item, label, "stopped")
             else:
                 ledger.node_failures[node] += 1
-                control.emit("node_failed", node, item, label, error_message(error))
-            control.leave()
+                self.control.leave("node_failed", node, item, label, error_message(error))
 
     # ------------------------------------------------------------------ ItemHost: items
 
@@ -323,12 +320,11 @@ class Engine:
     def begin_batch(self, batch: int, size: int) -> None:
         control = self.control
         with control.lock:
-            control.enter()
+            first = self.plan.item[0].id if self.plan.item else None
+            control.enter(first, message=f"{size} item(s) sent to the cluster")
             self._remote.add(batch)
             for step in self.plan.item:
                 self.ledger.running[step.id] += 1
-            first = self.plan.item[0].id if self.plan.item else None
-            control.emit("node_started", first, message=f"{size} item(s) sent to the cluster")
 
     def batch_parked(self, batch: int, parked: bool) -> None:
         with self.control.lock:
@@ -353,12 +349,13 @@ class Engine:
                 if out.status == "failed":
                     ledger.node_failures[out.node] += 1
                     ledger.count[out.node] -= out.node == it  # as locally: a failed fetch counts 0
-            control.emit("node_finished", self.plan.item[0].id if self.plan.item else None,
-                         message=f"{len(outcomes)} item(s) back from the cluster")
-            if batch in self._parked:
+            first = self.plan.item[0].id if self.plan.item else None
+            message = f"{len(outcomes)} item(s) back from the cluster"
+            if batch in self._parked:  # already uncounted when it parked
                 self._parked.discard(batch)
+                control.emit("node_finished", first, message=message)
             else:
-                control.leave()
+                control.leave("node_finished", first, message=message)
         go_on = True
         for out in outcomes:
             taken = items.get(out.index) or Taken(out.index, None, None, None)

@@ -134,10 +134,10 @@ class Runner:
 
     def command(self, name: str) -> Ack:
         """Dispatch a command by name (``start``, ``pause``, ``resume``, ``stop``)."""
-        if name == "start":
-            return self.start()
-        if name in ("pause", "resume", "stop"):
-            return self._command(name)  # type: ignore[arg-type]  # checked just above
+        handler = {"start": self.start, "pause": self.pause, "resume": self.resume,
+                   "stop": self.stop}.get(name)
+        if handler is not None:
+            return handler()
         with self._control.cond:
             return self._ack(name, False, f"unknown command {name!r}")
 
