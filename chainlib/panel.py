@@ -10,6 +10,13 @@ Kernel -> browser (synced traits, written only by this panel's publisher thread)
                     (running, pausing, paused, stopping)
     ``thumbnail`` / ``thumbnail_label``   a small JPEG (PNG with alpha) of the newest output
     ``title``, ``pull_interval``, ``fast_pull_interval``, ``command_timeout``, ``disconnect_after``
+    ``kernel``      ``{"busy", "busy_since", "hears_clicks", "pid"}``: whether a cell is running on
+                    the kernel's main shell (since when), whether this panel's messages are handled
+                    off the main shell right now (a subshell, or ``Runner.wait`` pumping them), and
+                    the kernel's process id; published at once on change
+
+All of these are owned by the kernel: an ipywidgets ``update`` from a browser that tries to set
+any of them is refused with an error reply, changes nothing and is echoed nowhere.
 
 Browser -> kernel (anywidget custom messages), each answered with :meth:`ControlPanel.send`::
 
@@ -20,9 +27,19 @@ Browser -> kernel (anywidget custom messages), each answered with :meth:`Control
     anything else
         -> {"type": "error", "id": <the id if it is an int, else None>, "error": "..."}
 
+Kernel -> browser, best effort, when the kernel shuts down or restarts (the comm closes next)::
+
+    {"type": "goodbye", "reason": "kernel shutting down", "status": <the final snapshot>}
+
+Busy kernel (see :mod:`chainlib.kernel`): the panel's comm honours the subshell the front end
+sends on, so with comms over subshells clicks are handled while a cell blocks the main shell;
+without them, ``Runner.wait`` handles the panel's messages while it blocks. At kernel shutdown
+every panel stops its run (reason "kernel shutting down"), says goodbye and closes.
+
 Publishing. One daemon thread per panel waits on the runner's watch flag and publishes the newest
 snapshot, coalesced: at most ``max_rate`` trait messages a second, a state transition at once, the
-last value always flushed (within ``1 / max_rate`` s of the last change). While the run is
+last value always flushed (within ``1 / max_rate`` s of the last change), a change of the
+``kernel`` trait at once. While the run is
 active, the heartbeat (about 1/s) carries the whole snapshot too, and the final snapshot is
 re-sent 1, 2 and 4 s after the run ends, so a lost update heals without a pull. Each message is one
 ``hold_sync`` block under one lock, so a message carries a whole snapshot. The thread never
@@ -37,6 +54,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import random
 import threading
 import time
@@ -50,6 +68,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from .kernel import PanelLink
 from .run.runner import Runner
 from .run.status import ACTIVE_STATES, Status
 
@@ -163,6 +182,7 @@ class ControlPanel(anywidget.AnyWidget):
     thumbnail = traitlets.Bytes(b"").tag(sync=True)
     thumbnail_label = traitlets.Unicode("").tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    kernel = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -190,6 +210,7 @@ class ControlPanel(anywidget.AnyWidget):
                                       None if seed is None else seed + 1)
         self._lock = threading.Lock()  # one lock around every trait message
         self._reply_lock = threading.Lock()
+        self._resend_status = False  # under _lock: the message being built re-sends ``status``
         self.publish_count = 0
         self.reply_count = 0
         if self._show_thumbnail:
@@ -202,16 +223,21 @@ class ControlPanel(anywidget.AnyWidget):
             heartbeat=time.time(),
             pull_interval=float(pull_interval),
             title=str(getattr(runner.chain, "name", "") or "chain"),
+            kernel=_quiet_kernel(),
         )
         self.on_msg(ControlPanel._on_custom_msg)
         self._closing = threading.Event()
         self._flag = threading.Event()
+        self._link = PanelLink(self.comm, self._flag, self._kernel_shutdown)
         self._unwatch: Callable[[], None] | None = runner.watch(self._flag)
+        publisher = _Publisher(
+            runner, self._link, self._flag, self._closing, first, self._unwatch,
+            publish=weakref.WeakMethod(self._publish),
+            thumbnail=weakref.WeakMethod(self._make_thumbnail) if self._show_thumbnail else None,
+            period=1.0 / self._max_rate, heartbeat_interval=self._heartbeat_interval,
+        )
         self._publisher = threading.Thread(
-            target=_publisher_main,
-            args=(weakref.ref(self), runner, self._flag, self._closing, first, self._unwatch),
-            name=f"chainlib-panel-{str(self.model_id)[:8]}",
-            daemon=True,
+            target=publisher.run, name=f"chainlib-panel-{str(self.model_id)[:8]}", daemon=True,
         )
         self._publisher.start()
 
@@ -239,16 +265,33 @@ class ControlPanel(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop the publisher thread, stop watching the runner and close the widget's comm."""
+        self._stop_publishing()
+        super().close()
+
+    def _stop_publishing(self) -> None:
         closing = getattr(self, "_closing", None)
         if closing is not None and not closing.is_set():
             closing.set()
             self._flag.set()
+            self._link.close()
             if self._unwatch is not None:
                 self._unwatch()
                 self._unwatch = None
             publisher = self._publisher
             if publisher is not threading.current_thread() and publisher.is_alive():
                 publisher.join(timeout=5.0)
+
+    def _kernel_shutdown(self, reason: str, deadline: float) -> None:
+        """The kernel is shutting down or restarting: stop the run, say goodbye, close."""
+        runner = self._runner
+        runner.stop()
+        try:
+            final = runner.wait(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:  # a node that does not reach a checkpoint: say what is true now
+            final = runner.status()
+        self._stop_publishing()  # nothing is published after the goodbye
+        self.send({"type": "goodbye", "reason": reason,
+                   "status": final.to_dict(max_failures=MAX_FAILURES)})
         super().close()
 
     def __repr__(self) -> str:
@@ -258,6 +301,7 @@ class ControlPanel(anywidget.AnyWidget):
 
     def _on_custom_msg(self, content: Any, buffers: list[Any] | None) -> None:
         """Handle one custom message (on the kernel's shell thread). Always replies once."""
+        self._link.view_message()
         try:
             reply = self._answer(content, buffers)
         except Exception as exc:  # never leave a request unanswered
@@ -292,6 +336,25 @@ class ControlPanel(anywidget.AnyWidget):
             self.reply_count += 1
         self.send(msg)
 
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Refuse a browser's ``update``: every synced trait of the panel is owned by the kernel.
+
+        ipywidgets calls this for an incoming ``update`` only (before echoing it to the other
+        views); nothing is set and nothing is echoed, the browser gets an error reply.
+        """
+        self._link.view_message()
+        names = sorted(str(k)[:64] for k in sync_data) if isinstance(sync_data, dict) else []
+        self._reply({"type": "error", "id": None,
+                     "error": f"the panel's state is owned by the kernel and cannot be set from a "
+                              f"browser (refused: {', '.join(names) or 'nothing'})"})
+
+    def send_state(self, key: str | list[str] | set[str] | None = None) -> None:
+        """ipywidgets' state sync; inside :meth:`_publish` it always carries ``status``."""
+        if self._resend_status and key is not None:
+            key = {key} if isinstance(key, str) else set(key)
+            key.add("status")
+        super().send_state(key)
+
     # ------------------------------------------------------------------ publishing
 
     def _publish(
@@ -299,6 +362,7 @@ class ControlPanel(anywidget.AnyWidget):
         snap: Status | None,
         heartbeat: float | None,
         thumb: tuple[bytes, str] | None,
+        kernel: dict[str, Any] | None = None,
     ) -> bool:
         """One trait message (publisher thread only). Returns False if nothing was sent.
 
@@ -308,17 +372,22 @@ class ControlPanel(anywidget.AnyWidget):
         """
         if snap is not None and self._drop_updates.drop():
             snap = None
-        if snap is None and heartbeat is None and thumb is None:
+        if snap is None and heartbeat is None and thumb is None and kernel is None:
             return False
         with self._lock:
-            with self.hold_sync():
-                if snap is not None:
-                    self.status = dict(snap.to_dict(max_failures=MAX_FAILURES))
-                    self._states_to_send.add("status")  # re-send even if unchanged
-                if heartbeat is not None:
-                    self.heartbeat = heartbeat
-                if thumb is not None:
-                    self.thumbnail, self.thumbnail_label = thumb
+            self._resend_status = snap is not None
+            try:
+                with self.hold_sync():
+                    if snap is not None:
+                        self.status = dict(snap.to_dict(max_failures=MAX_FAILURES))
+                    if heartbeat is not None:
+                        self.heartbeat = heartbeat
+                    if thumb is not None:
+                        self.thumbnail, self.thumbnail_label = thumb
+                    if kernel is not None:
+                        self.kernel = kernel
+            finally:
+                self._resend_status = False
             self.publish_count += 1
         return True
 
@@ -360,92 +429,123 @@ def encode_thumbnail(image: Any, size: int = THUMBNAIL_SIZE) -> bytes:
     return out.getvalue()
 
 
-def _publisher_main(
-    ref: weakref.ReferenceType[ControlPanel],
-    runner: Runner,
-    flag: threading.Event,
-    closing: threading.Event,
-    first: Status,
-    unwatch: Callable[[], None],
-) -> None:
-    """The publisher loop. Holds the panel only weakly between wake-ups.
+_PublishFn = Callable[[Status | None, float | None, tuple[bytes, str] | None,
+                       dict[str, Any] | None], bool]
+_ThumbnailFn = Callable[[int | None], tuple[int | None, tuple[bytes, str] | None]]
+
+
+class _Publisher:
+    """The publisher loop (one thread per panel). Holds the panel only weakly between wake-ups.
 
     Every message carries the whole newest snapshot when it carries a status. Messages:
-    - a new snapshot: at once for a state transition, else at most one per ``1 / max_rate`` s
+    - a new snapshot: at once for a state transition, else at most one per ``period`` s
       (the newest one wins; the last one is flushed when the period has elapsed);
+    - a change of the ``kernel`` trait (busy, hears_clicks): at once, with the snapshot;
     - while the run is active, a heartbeat every ``heartbeat_interval`` s, with the snapshot;
     - after the run ends, the final snapshot again after 1, 2 and 4 s (a lost final message would
       otherwise leave only the browser's periodic pull to find the end);
     - a thumbnail at most every ``THUMBNAIL_INTERVAL`` s, folded into the next message.
     """
-    panel = ref()
-    if panel is None:
-        unwatch()
-        return
-    period = 1.0 / panel._max_rate
-    hb_interval = panel._heartbeat_interval
-    show_thumb = panel._show_thumbnail
-    del panel
-    now = time.monotonic()
-    last_seq, last_state = first.seq, first.state
-    last_pub = -math.inf
-    last_hb = now  # the constructor set the heartbeat
-    next_thumb = now
-    thumb_counter: int | None = None
-    thumb_seq = -1  # seq at the last thumbnail check
-    repeats: list[float] = []  # times at which to re-send the final snapshot
-    timeout: float | None = 0.0  # look at once (a thumbnail may already exist)
-    try:
+
+    def __init__(
+        self,
+        runner: Runner,
+        link: PanelLink,
+        flag: threading.Event,
+        closing: threading.Event,
+        first: Status,
+        unwatch: Callable[[], None],
+        *,
+        publish: weakref.WeakMethod[_PublishFn],
+        thumbnail: weakref.WeakMethod[_ThumbnailFn] | None,
+        period: float,
+        heartbeat_interval: float,
+    ) -> None:
+        self.runner, self.link, self.flag, self.closing = runner, link, flag, closing
+        self.first, self.unwatch = first, unwatch
+        self.publish, self.thumbnail = publish, thumbnail
+        self.period, self.hb_interval = period, heartbeat_interval
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.unwatch()  # idempotent (close() may have done it already)
+
+    def _loop(self) -> None:
+        runner, flag, closing, period = self.runner, self.flag, self.closing, self.period
+        now = time.monotonic()
+        last_seq, last_state = self.first.seq, self.first.state
+        last_kernel = _quiet_kernel()  # the constructor's value
+        last_pub = -math.inf
+        last_hb = now  # the constructor set the heartbeat
+        next_thumb = now
+        thumb_counter: int | None = None
+        thumb_seq = -1  # seq at the last thumbnail check
+        repeats: list[float] = []  # times at which to re-send the final snapshot
+        timeout: float | None = 0.0  # look at once (a thumbnail may already exist)
         while not closing.is_set():
             flag.wait(timeout)
             if closing.is_set():
                 break
             flag.clear()  # before reading: a change after this sets it again (no lost wake-up)
-            panel = ref()
-            if panel is None:
-                break
+            publish = self.publish()
+            if publish is None:
+                break  # the panel is gone
             snap = runner.status()
+            kernel = self.link.info()
             now = time.monotonic()
             active = snap.state in ACTIVE_STATES
             open_slot = now - last_pub >= period
-            transition = snap.state != last_state
-            new = snap.seq != last_seq and (transition or open_slot)
-            heartbeat = (time.time() if active and now - last_hb >= hb_interval and
+            transition = snap.state != last_state or kernel != last_kernel
+            new = (snap.seq != last_seq or kernel != last_kernel) and (transition or open_slot)
+            heartbeat = (time.time() if active and now - last_hb >= self.hb_interval and
                          (open_slot or new) else None)
             repeat = bool(repeats) and now >= repeats[0] and not active and (open_slot or new)
             thumb = None
-            if show_thumb and snap.seq != thumb_seq and now >= next_thumb and (open_slot or new):
+            make_thumb = self.thumbnail() if self.thumbnail is not None else None
+            if (make_thumb is not None and snap.seq != thumb_seq and now >= next_thumb
+                    and (open_slot or new)):
                 thumb_seq = snap.seq
                 next_thumb = now + THUMBNAIL_INTERVAL
-                thumb_counter, thumb = panel._make_thumbnail(thumb_counter)
+                thumb_counter, thumb = make_thumb(thumb_counter)
+            del make_thumb
             if new or heartbeat is not None or repeat or thumb is not None:
                 with_status = new or heartbeat is not None or repeat
-                panel._publish(snap if with_status else None, heartbeat, thumb)
+                publish(snap if with_status else None, heartbeat, thumb,
+                        kernel if kernel != last_kernel else None)
                 last_pub = now
+                last_kernel = kernel
                 if heartbeat is not None:
                     last_hb = now
                 if repeat:
                     repeats.pop(0)
                 if new:
-                    if transition and not active:
+                    if snap.state != last_state and not active:
                         repeats = [now + 1.0, now + 2.0, now + 4.0]
                     elif active:
                         repeats = []
                     last_seq, last_state = snap.seq, snap.state
-            del panel
+            del publish
             # next wake-up: the runner's flag, or the earliest timer due
             due = [now + 1.0]  # also notices a garbage-collected panel
             if snap.seq != last_seq:
                 due.append(last_pub + period)
             if active:
-                due.append(max(last_hb + hb_interval, last_pub + period))
+                due.append(max(last_hb + self.hb_interval, last_pub + period))
             if repeats:
                 due.append(max(repeats[0], last_pub + period))
-            if show_thumb and snap.seq != thumb_seq:
+            if self.thumbnail is not None and snap.seq != thumb_seq:
                 due.append(max(next_thumb, last_pub + period))
+            kernel_due = self.link.changes_at()
+            if kernel_due is not None:
+                due.append(kernel_due)
             timeout = max(0.0, min(due) - time.monotonic())
-    finally:
-        unwatch()  # idempotent (close() may have done it already)
+
+
+def _quiet_kernel() -> dict[str, Any]:
+    """The ``kernel`` trait's first value (the publisher sends the truth at once if it differs)."""
+    return {"busy": False, "busy_since": None, "hears_clicks": False, "pid": os.getpid()}
 
 
 def _id_of(content: Any) -> int | None:

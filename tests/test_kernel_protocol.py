@@ -7,6 +7,7 @@ Custom messages go out as the ipywidgets front end sends them (``comm_msg`` with
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -163,3 +164,88 @@ def test_a_run_started_before_the_panel_is_displayed(
     fe.command("stop")
     fe.run_until(lambda f: f.state == "stopped", 10, "stopped")
     assert same(fe.snapshot, kernel.truth(run))
+
+
+# ---------------------------------------------------------------------- a busy kernel (issue 9)
+
+BLOCKING = {
+    "sleep": "time.sleep(4)",
+    "loop": "_t = time.monotonic()\nwhile time.monotonic() - _t < 4: pass",
+    "wait": "{run}.wait(60)",
+}
+
+
+def last_state(kernel: KernelHarness, comm: Comm) -> str | None:
+    """The state of the newest status the panel published (trait update) or replied with."""
+    newest: tuple[int, str] | None = None
+    for r in kernel.updates(comm):
+        snap = r.msg["state"].get("status")
+        if snap and (newest is None or snap["seq"] >= newest[0]):
+            newest = (snap["seq"], snap["state"])
+    for r in kernel.customs(comm):
+        snap = r.msg.get("status")
+        if isinstance(snap, dict) and (newest is None or snap["seq"] >= newest[0]):
+            newest = (snap["seq"], snap["state"])
+    return None if newest is None else newest[1]
+
+
+def facts(kernel: KernelHarness, comm: Comm) -> dict[str, Any]:
+    """The newest value of the panel's ``kernel`` trait."""
+    return dict(kernel.kernel_facts(comm)[-1].msg)
+
+
+def click(kernel: KernelHarness, comm: Comm, command: str, msg_id: int,
+          subshell: str | None = None, state: str | None = None) -> tuple[float, float]:
+    """Send a command; return (click -> ack, click -> ``state`` published) in seconds."""
+    t0 = time.monotonic()
+    kernel.send_custom(comm, {"type": "command", "command": command, "id": msg_id}, subshell)
+    ack = kernel.reply_to(comm, msg_id, timeout=30)
+    assert ack["accepted"], ack
+    acked = next(r.at for r in kernel.customs(comm) if r.msg.get("id") == msg_id) - t0
+    if state is None:
+        return acked, acked
+    kernel.wait_for(lambda: last_state(kernel, comm) == state, 30, f"{state} published")
+    return acked, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("cell", list(BLOCKING))
+def test_clicks_on_a_subshell_are_handled_while_a_cell_blocks(
+    kernel: KernelHarness, names: tuple[str, str], cell: str
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    subshell = kernel.create_subshell()
+    click(kernel, comm, "start", 1, subshell)
+    blocking = kernel.execute(BLOCKING[cell].format(run=run), wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    acked, paused = click(kernel, comm, "pause", 2, subshell, "paused")
+    assert kernel.busy(blocking), "the cell ended before the click was measured"
+    assert acked < 1.0 and paused < 1.0, (acked, paused)
+    now = facts(kernel, comm)
+    assert now["busy"] and now["hears_clicks"] and now["busy_since"] > 0, now
+    if cell == "wait":  # stopping ends run.wait() at once
+        click(kernel, comm, "stop", 3, subshell)
+        kernel.result(blocking, timeout=10)
+        assert kernel.truth(run)["state"] == "stopped"
+    else:
+        kernel.result(blocking, timeout=30)
+        assert kernel.truth(run)["state"] == "paused"
+    kernel.wait_for(lambda: not facts(kernel, comm)["busy"], 2, "not busy published")
+
+
+def test_a_foreign_blocking_cell_without_subshells_is_reported_busy(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute("time.sleep(3)", wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 1, "busy published")
+    assert facts(kernel, comm)["hears_clicks"] is False
+    kernel.send_custom(comm, {"type": "command", "command": "pause", "id": 2})
+    kernel.result(blocking, timeout=30)
+    ended = time.monotonic()
+    ack = kernel.reply_to(comm, 2, timeout=10)  # queued: applied when the cell ends
+    assert ack["accepted"] and ack["status"]["state"] in ("pausing", "paused")
+    assert next(r.at for r in kernel.customs(comm) if r.msg.get("id") == 2) >= ended - 0.05
+    kernel.wait_for(lambda: not facts(kernel, comm)["busy"], 2, "not busy published")
