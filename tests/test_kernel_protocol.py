@@ -249,3 +249,78 @@ def test_a_foreign_blocking_cell_without_subshells_is_reported_busy(
     assert ack["accepted"] and ack["status"]["state"] in ("pausing", "paused")
     assert next(r.at for r in kernel.customs(comm) if r.msg.get("id") == 2) >= ended - 0.05
     kernel.wait_for(lambda: not facts(kernel, comm)["busy"], 2, "not busy published")
+
+
+def test_a_browser_cannot_set_kernel_owned_traits(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    seq = comm.open_state["status"]["seq"]
+    n_updates = len(kernel.updates(comm))
+    forged = dict(comm.open_state["status"], seq=10**9, state="completed")
+    for state in ({"status": forged}, {"title": "pwned"}, {"pull_interval": -1},
+                  {"kernel": {"busy": True}, "heartbeat": 0}):
+        before = len(kernel.customs(comm))
+        kernel.send_comm(comm, {"method": "update", "state": state, "buffer_paths": []})
+        kernel.wait_for(lambda b=before: len(comm.customs) > b, 10, "error reply")
+        reply = kernel.customs(comm)[before].msg
+        assert reply["type"] == "error" and reply["id"] is None, reply
+        assert "owned by the kernel" in reply["error"]
+        for name in state:
+            assert name in reply["error"]
+    out = kernel.execute(f"print({panel}.status['seq'], {panel}.title, {panel}.pull_interval)")
+    assert out.split() == [str(seq), "slow", "5.0"]
+    assert comm.echoes == []  # echoed to no view
+    assert all("title" not in u.msg["state"] and "pull_interval" not in u.msg["state"]
+               for u in kernel.updates(comm)[n_updates:])
+    assert kernel.truth(run)["seq"] == seq
+
+
+def seen_statuses(kernel: KernelHarness, comm: Comm) -> list[tuple[float, dict[str, Any]]]:
+    """Every snapshot the front end received (trait updates, replies, goodbye), by arrival."""
+    seen = [(r.at, r.msg["state"]["status"]) for r in kernel.updates(comm)
+            if "status" in r.msg["state"]]
+    seen += [(r.at, r.msg["status"]) for r in kernel.customs(comm)
+             if isinstance(r.msg.get("status"), dict)]
+    return sorted(seen, key=lambda x: x[0])
+
+
+@pytest.mark.parametrize("how", ["shutdown", "restart"])
+def test_kernel_shutdown_mid_run_ends_the_run_as_stopped(how: str) -> None:
+    h = KernelHarness()
+    try:
+        h.start()
+        comm = make(h, "run", "panel")
+        h.execute("run.start()\nwhile run.status().done < 3: time.sleep(0.01)")
+        if how == "shutdown":
+            h.km.shutdown_kernel(now=False)  # a shutdown_request, then waits for the process
+        else:
+            h.km.restart_kernel(now=False)
+        h.wait_for(lambda: comm.closed_at is not None, 10, "the panel's comm closed")
+        goodbyes = [r.msg for r in h.customs(comm) if r.msg.get("type") == "goodbye"]
+        assert len(goodbyes) == 1, goodbyes
+        goodbye = goodbyes[0]
+        assert goodbye["reason"] == "kernel shutting down"
+        assert goodbye["status"]["state"] == "stopped" and goodbye["status"]["done"] >= 3
+        seen = seen_statuses(h, comm)
+        assert all(s["state"] != "failed" for _, s in seen)
+        newest = max((s for _, s in seen), key=lambda s: s["seq"])
+        assert newest == goodbye["status"]
+    finally:
+        h.shutdown()
+
+
+def test_an_interrupt_during_wait_stops_the_run(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute(f"{run}.wait(60)", wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    kernel.km.interrupt_kernel()
+    with pytest.raises(RuntimeError, match="KeyboardInterrupt"):
+        kernel.result(blocking, timeout=20)
+    assert kernel.truth(run)["state"] == "stopped"
+    kernel.wait_for(lambda: last_state(kernel, comm) == "stopped", 5, "stopped published")
