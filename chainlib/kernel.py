@@ -137,8 +137,8 @@ class KernelWatch:
     def _install(self, kernel: Any) -> None:
         shell = getattr(kernel, "shell", None)
         if shell is not None:
-            shell.events.register("pre_run_cell", self._pre_run_cell)
-            shell.events.register("post_run_cell", self._post_run_cell)
+            shell.events.register("pre_run_cell", self.pre_run_cell)
+            shell.events.register("post_run_cell", self.post_run_cell)
         handlers = getattr(kernel, "control_handlers", None)
         original = handlers.get("shutdown_request") if isinstance(handlers, dict) else None
         if original is not None and handlers is not None:
@@ -200,12 +200,14 @@ class KernelWatch:
 
     # ---------------------------------------------------------------- busy
 
-    def _pre_run_cell(self, info: Any = None) -> None:
+    def pre_run_cell(self, info: Any = None) -> None:
+        """IPython event: a cell starts (only the main shell's cells make the kernel busy)."""
         if threading.current_thread() is threading.main_thread():
             self.busy_since = time.time()
             self._wake()
 
-    def _post_run_cell(self, result: Any = None) -> None:
+    def post_run_cell(self, result: Any = None) -> None:
+        """IPython event: a cell ended."""
         if threading.current_thread() is threading.main_thread():
             self.busy_since = None
             self._pump_until = -1.0  # a pump never outlives its cell
