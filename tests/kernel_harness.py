@@ -254,6 +254,17 @@ class KernelHarness:
             return first + [Received(u.at, u.msg["state"]["kernel"]) for u in comm.updates
                             if "kernel" in u.msg["state"]]
 
+    def newest_state(self, comm: Comm) -> str | None:
+        """The state of the highest-seq snapshot the panel sent (trait update or reply)."""
+        newest: tuple[int, str] | None = None
+        with self._cond:
+            snaps = [r.msg["state"].get("status") for r in comm.updates]
+            snaps += [r.msg.get("status") for r in comm.customs]
+        for snap in snaps:
+            if isinstance(snap, dict) and (newest is None or snap["seq"] >= newest[0]):
+                newest = (snap["seq"], snap["state"])
+        return None if newest is None else newest[1]
+
     def busy(self, msg_id: str) -> bool:
         """Whether the cell ``msg_id`` has not finished yet."""
         with self._cond:

@@ -175,20 +175,6 @@ BLOCKING = {
 }
 
 
-def last_state(kernel: KernelHarness, comm: Comm) -> str | None:
-    """The state of the newest status the panel published (trait update) or replied with."""
-    newest: tuple[int, str] | None = None
-    for r in kernel.updates(comm):
-        snap = r.msg["state"].get("status")
-        if snap and (newest is None or snap["seq"] >= newest[0]):
-            newest = (snap["seq"], snap["state"])
-    for r in kernel.customs(comm):
-        snap = r.msg.get("status")
-        if isinstance(snap, dict) and (newest is None or snap["seq"] >= newest[0]):
-            newest = (snap["seq"], snap["state"])
-    return None if newest is None else newest[1]
-
-
 def facts(kernel: KernelHarness, comm: Comm) -> dict[str, Any]:
     """The newest value of the panel's ``kernel`` trait."""
     return dict(kernel.kernel_facts(comm)[-1].msg)
@@ -204,7 +190,7 @@ def click(kernel: KernelHarness, comm: Comm, command: str, msg_id: int,
     acked = next(r.at for r in kernel.customs(comm) if r.msg.get("id") == msg_id) - t0
     if state is None:
         return acked, acked
-    kernel.wait_for(lambda: last_state(kernel, comm) == state, 30, f"{state} published")
+    kernel.wait_for(lambda: kernel.newest_state(comm) == state, 30, f"{state} published")
     return acked, time.monotonic() - t0
 
 
@@ -323,4 +309,4 @@ def test_an_interrupt_during_wait_stops_the_run(
     with pytest.raises(RuntimeError, match="KeyboardInterrupt"):
         kernel.result(blocking, timeout=20)
     assert kernel.truth(run)["state"] == "stopped"
-    kernel.wait_for(lambda: last_state(kernel, comm) == "stopped", 5, "stopped published")
+    kernel.wait_for(lambda: kernel.newest_state(comm) == "stopped", 5, "stopped published")
