@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = [
+    "BUSY_AFTER",
     "PUMP_GRACE",
     "SHUTDOWN_REASON",
     "KernelWatch",
@@ -50,6 +51,11 @@ SHUTDOWN_REASON: Final = "kernel shutting down"
 PUMP_GRACE: Final = 0.25
 """Seconds after the last pump slice during which a panel still counts as heard by the pump
 (``Runner.wait`` calls its hooks at least every 0.05 s while it blocks)."""
+
+BUSY_AFTER: Final = 0.2
+"""A cell counts as making the kernel busy once it has run this long: a notebook running many
+short cells does not flood the browser with busy/idle flips (a click's busy notice is due within
+1 s; the end of a cell is published at once)."""
 
 SHUTDOWN_WAIT: Final = 3.0
 """Seconds the shutdown hook waits, in all, for the runs it stopped to reach ``stopped``."""
@@ -113,7 +119,8 @@ class KernelWatch:
         self._listeners: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         self._pumped: dict[str, weakref.ReferenceType[Any]] = {}  # comm_id -> comm
         self._shutdown_hooks: list[weakref.WeakMethod[Callable[[str, float], None]]] = []
-        self.busy_since: float | None = None
+        self.busy_since: float | None = None  # time.time() when the running cell started
+        self._busy_mono = 0.0  # the same, monotonic
         self._pump_until = -1.0
         self._pumping = False  # re-entrancy guard (main thread only)
         self._shut_down = False
@@ -191,7 +198,16 @@ class KernelWatch:
 
     @property
     def busy(self) -> bool:
-        return self.busy_since is not None
+        """A main-shell cell has been running for at least ``BUSY_AFTER`` s."""
+        return self.busy_since is not None and time.monotonic() - self._busy_mono >= BUSY_AFTER
+
+    @property
+    def busy_at(self) -> float | None:
+        """Monotonic time at which :attr:`busy` turns true by itself (None if it will not)."""
+        if self.busy_since is None:
+            return None
+        at = self._busy_mono + BUSY_AFTER
+        return at if at > time.monotonic() else None
 
     @property
     def pump_until(self) -> float:
@@ -203,6 +219,7 @@ class KernelWatch:
     def pre_run_cell(self, info: Any = None) -> None:
         """IPython event: a cell starts (only the main shell's cells make the kernel busy)."""
         if threading.current_thread() is threading.main_thread():
+            self._busy_mono = time.monotonic()
             self.busy_since = time.time()
             self._wake()
 
@@ -318,17 +335,20 @@ class PanelLink:
         """The ``kernel`` trait's value now (see the panel's protocol)."""
         watch = self._watch
         pumping = watch.pump_until >= time.monotonic()
+        busy = watch.busy
         return {
-            "busy": watch.busy,
-            "busy_since": watch.busy_since,
+            "busy": busy,
+            "busy_since": watch.busy_since if busy else None,
             "hears_clicks": pumping or (self.subshells and self._off_main),
             "pid": watch.pid,
         }
 
     def changes_at(self) -> float | None:
-        """Monotonic time at which :meth:`info` changes by itself (the pump's grace ends)."""
-        until = self._watch.pump_until
-        return until if until >= time.monotonic() else None
+        """Monotonic time at which :meth:`info` changes by itself (busy starts, pumping ends)."""
+        now = time.monotonic()
+        due = [t for t in (self._watch.busy_at, self._watch.pump_until)
+               if t is not None and t >= now]
+        return min(due) if due else None
 
     def close(self) -> None:
         self._watch.remove_listener(self._flag)

@@ -440,7 +440,7 @@ class _Publisher:
     Every message carries the whole newest snapshot when it carries a status. Messages:
     - a new snapshot: at once for a state transition, else at most one per ``period`` s
       (the newest one wins; the last one is flushed when the period has elapsed);
-    - a change of the ``kernel`` trait (busy, hears_clicks): at once, with the snapshot;
+    - a change of the ``kernel`` trait (busy, hears_clicks): at once (only that trait);
     - while the run is active, a heartbeat every ``heartbeat_interval`` s, with the snapshot;
     - after the run ends, the final snapshot again after 1, 2 and 4 s (a lost final message would
       otherwise leave only the browser's periodic pull to find the end);
@@ -497,8 +497,9 @@ class _Publisher:
             now = time.monotonic()
             active = snap.state in ACTIVE_STATES
             open_slot = now - last_pub >= period
-            transition = snap.state != last_state or kernel != last_kernel
-            new = (snap.seq != last_seq or kernel != last_kernel) and (transition or open_slot)
+            transition = snap.state != last_state
+            new = snap.seq != last_seq and (transition or open_slot)
+            kernel_changed = kernel != last_kernel  # a kernel change goes out at once
             heartbeat = (time.time() if active and now - last_hb >= self.hb_interval and
                          (open_slot or new) else None)
             repeat = bool(repeats) and now >= repeats[0] and not active and (open_slot or new)
@@ -510,10 +511,10 @@ class _Publisher:
                 next_thumb = now + THUMBNAIL_INTERVAL
                 thumb_counter, thumb = make_thumb(thumb_counter)
             del make_thumb
-            if new or heartbeat is not None or repeat or thumb is not None:
+            if new or heartbeat is not None or repeat or thumb is not None or kernel_changed:
                 with_status = new or heartbeat is not None or repeat
                 publish(snap if with_status else None, heartbeat, thumb,
-                        kernel if kernel != last_kernel else None)
+                        kernel if kernel_changed else None)
                 last_pub = now
                 last_kernel = kernel
                 if heartbeat is not None:
@@ -521,7 +522,7 @@ class _Publisher:
                 if repeat:
                     repeats.pop(0)
                 if new:
-                    if snap.state != last_state and not active:
+                    if transition and not active:
                         repeats = [now + 1.0, now + 2.0, now + 4.0]
                     elif active:
                         repeats = []

@@ -265,6 +265,16 @@ class KernelHarness:
                 newest = (snap["seq"], snap["state"])
         return None if newest is None else newest[1]
 
+    def first_index(self, msg_id: str, msg_type: str, state: str | None = None) -> int:
+        """Where in IOPub the first ``msg_type`` message of request ``msg_id`` arrived (or -1)."""
+        with self._cond:
+            for i, r in enumerate(self.iopub):
+                if (r.msg["parent_header"].get("msg_id") == msg_id
+                        and r.msg["header"]["msg_type"] == msg_type
+                        and (state is None or r.msg["content"].get("execution_state") == state)):
+                    return i
+        return -1
+
     def busy(self, msg_id: str) -> bool:
         """Whether the cell ``msg_id`` has not finished yet."""
         with self._cond:

@@ -310,3 +310,35 @@ def test_an_interrupt_during_wait_stops_the_run(
         kernel.result(blocking, timeout=20)
     assert kernel.truth(run)["state"] == "stopped"
     kernel.wait_for(lambda: kernel.newest_state(comm) == "stopped", 5, "stopped published")
+
+
+def test_wait_handles_the_panels_clicks_without_subshells(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    kernel.execute(f"import ipywidgets\nother_{panel} = ipywidgets.IntSlider()\n"
+                   f"display(other_{panel})")
+    other = kernel.panel_comm(f"other_{panel}")
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute(f"{run}.wait(60)", wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    # queued behind the blocking cell: a cell and another widget's message, then our click
+    queued = kernel.execute("print('queued cell ran')", wait=False)
+    kernel.send_comm(other, {"method": "update", "state": {"value": 5}, "buffer_paths": []})
+    acked, paused = click(kernel, comm, "pause", 2, None, "paused")
+    assert kernel.busy(blocking) and kernel.busy(queued)
+    assert acked < 1.0 and paused < 1.0, (acked, paused)
+    now = facts(kernel, comm)
+    assert now["busy"] and now["hears_clicks"], now
+    assert other.echoes == []  # not ours: left for the kernel, not handled inside the cell
+    acked, _ = click(kernel, comm, "stop", 3)
+    assert acked < 1.0
+    kernel.result(blocking, timeout=10)
+    assert kernel.result(queued, timeout=10) == "queued cell ran\n"
+    ended = kernel.first_index(blocking, "status", "idle")
+    assert 0 < ended < kernel.first_index(queued, "execute_input")  # in order, after the cell
+    kernel.wait_for(lambda: bool(other.echoes), 5, "the other widget's update handled")
+    assert kernel.execute(f"print(other_{panel}.value)").strip() == "5"
+    assert kernel.truth(run)["state"] == "stopped"
+    kernel.wait_for(lambda: not facts(kernel, comm)["hears_clicks"], 2, "pumping over")
