@@ -121,6 +121,7 @@ class KernelWatch:
         self._shutdown_hooks: list[weakref.WeakMethod[Callable[[str, float], None]]] = []
         self.busy_since: float | None = None  # time.time() when the running cell started
         self._busy_mono = 0.0  # the same, monotonic
+        self.cells = 0  # main-shell cells started so far
         self._pump_until = -1.0
         self._pumping = False  # re-entrancy guard (main thread only)
         self._shut_down = False
@@ -210,6 +211,11 @@ class KernelWatch:
         return at if at > time.monotonic() else None
 
     @property
+    def pumping_now(self) -> bool:
+        """The current (main) thread is inside :meth:`pump`."""
+        return self._pumping
+
+    @property
     def pump_until(self) -> float:
         """Monotonic time until which pumping counts as active (in the past when it is not)."""
         return self._pump_until
@@ -221,6 +227,7 @@ class KernelWatch:
         if threading.current_thread() is threading.main_thread():
             self._busy_mono = time.monotonic()
             self.busy_since = time.time()
+            self.cells += 1
             self._wake()
 
     def post_run_cell(self, result: Any = None) -> None:
@@ -319,27 +326,40 @@ class PanelLink:
         self._comm_id: str | None = getattr(comm, "comm_id", None)
         self.subshells = honour_frontend_subshell(comm) if comm is not None else False
         self._off_main = False  # the last message from a view was handled off the main thread
+        self._heard_in_cell = -1  # the cell during which the main shell handled one (async cell)
         self._watch.add_listener(flag)
         self._watch.on_shutdown(on_shutdown)
         if self._watch.can_pump and comm is not None:
             self._watch.serve(comm)  # weakly
 
     def view_message(self) -> None:
-        """Note that a message from a view is being handled on the current thread."""
+        """Note that a message from a view is being handled on the current thread.
+
+        Off the main thread: the front end uses a subshell (it will go on doing so). On the main
+        thread while a cell runs, not pumped: the cell awaits, and the main shell hears clicks
+        until that cell ends.
+        """
+        watch = self._watch
         off_main = threading.current_thread() is not threading.main_thread()
-        if off_main != self._off_main:
-            self._off_main = off_main
+        changed = off_main != self._off_main
+        self._off_main = off_main
+        if not off_main and watch.busy_since is not None and not watch.pumping_now \
+                and self._heard_in_cell != watch.cells:
+            self._heard_in_cell = watch.cells
+            changed = True
+        if changed:
             self._flag.set()
 
     def info(self) -> dict[str, Any]:
         """The ``kernel`` trait's value now (see the panel's protocol)."""
         watch = self._watch
         pumping = watch.pump_until >= time.monotonic()
+        awaiting = watch.busy_since is not None and self._heard_in_cell == watch.cells
         busy = watch.busy
         return {
             "busy": busy,
             "busy_since": watch.busy_since if busy else None,
-            "hears_clicks": pumping or (self.subshells and self._off_main),
+            "hears_clicks": pumping or (self.subshells and self._off_main) or awaiting,
             "pid": watch.pid,
         }
 

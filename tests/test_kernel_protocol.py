@@ -342,3 +342,20 @@ def test_wait_handles_the_panels_clicks_without_subshells(
     assert kernel.execute(f"print(other_{panel}.value)").strip() == "5"
     assert kernel.truth(run)["state"] == "stopped"
     kernel.wait_for(lambda: not facts(kernel, comm)["hears_clicks"], 2, "pumping over")
+
+
+def test_an_awaiting_cell_hears_clicks_on_the_main_shell(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute(f"await {run}", wait=False)  # the event loop stays free
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    assert facts(kernel, comm)["hears_clicks"] is False  # not known before a click is heard
+    acked, paused = click(kernel, comm, "pause", 2, None, "paused")
+    assert acked < 1.0 and paused < 1.0 and kernel.busy(blocking)
+    kernel.wait_for(lambda: facts(kernel, comm)["hears_clicks"], 2, "hears_clicks published")
+    click(kernel, comm, "stop", 3)
+    kernel.result(blocking, timeout=10)
+    kernel.wait_for(lambda: not facts(kernel, comm)["hears_clicks"], 2, "cell over")
