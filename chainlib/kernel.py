@@ -42,6 +42,7 @@ __all__ = [
     "PanelLink",
     "current_kernel",
     "honour_frontend_subshell",
+    "initial_facts",
     "pump_main_shell",
 ]
 
@@ -70,6 +71,11 @@ def current_kernel() -> Any | None:
     except ImportError:  # pragma: no cover - ipykernel half-installed
         return None
     return Kernel.instance() if Kernel.initialized() else None
+
+
+def initial_facts() -> dict[str, Any]:
+    """A panel's first ``kernel`` trait value (the publisher sends the truth if it differs)."""
+    return {"busy": False, "busy_since": None, "hears_clicks": False, "pid": os.getpid()}
 
 
 def _subshells(kernel: Any) -> bool:

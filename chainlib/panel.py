@@ -52,9 +52,7 @@ and returns at once.
 from __future__ import annotations
 
 import io
-import json
 import math
-import os
 import random
 import threading
 import time
@@ -68,31 +66,19 @@ import anywidget
 import numpy as np
 import traitlets
 
-from .kernel import PanelLink
+from .kernel import PanelLink, initial_facts
+from .panel_messages import COMMANDS, MAX_MESSAGE_BYTES, id_of, validate
+from .publisher import Publisher
 from .run.runner import Runner
-from .run.status import ACTIVE_STATES, Status
+from .run.status import Status
 
 __all__ = ["COMMANDS", "MAX_MESSAGE_BYTES", "ControlPanel", "FaultInjection"]
-
-COMMANDS: Final = ("start", "pause", "resume", "stop")
-"""The command names the panel accepts."""
-
-MAX_MESSAGE_BYTES: Final = 4096
-"""Custom messages larger than this (serialized as JSON) are refused with an error reply."""
 
 MAX_FAILURES: Final = 20
 """How many of the newest failures a published snapshot keeps."""
 
 THUMBNAIL_SIZE: Final = 160
 """Thumbnails fit in a square of this many pixels."""
-
-THUMBNAIL_INTERVAL: Final = 1.0
-"""Seconds between thumbnail updates (at most)."""
-
-_MESSAGE_FIELDS: Final = {
-    "command": frozenset({"type", "command", "id"}),
-    "status_request": frozenset({"type", "id"}),
-}
 
 
 def _find_widget_dir() -> Path:
@@ -223,14 +209,14 @@ class ControlPanel(anywidget.AnyWidget):
             heartbeat=time.time(),
             pull_interval=float(pull_interval),
             title=str(getattr(runner.chain, "name", "") or "chain"),
-            kernel=_quiet_kernel(),
+            kernel=initial_facts(),
         )
         self.on_msg(ControlPanel._on_custom_msg)
         self._closing = threading.Event()
         self._flag = threading.Event()
         self._link = PanelLink(self.comm, self._flag, self._kernel_shutdown)
         self._unwatch: Callable[[], None] | None = runner.watch(self._flag)
-        publisher = _Publisher(
+        publisher = Publisher(
             runner, self._link, self._flag, self._closing, first, self._unwatch,
             publish=weakref.WeakMethod(self._publish),
             thumbnail=weakref.WeakMethod(self._make_thumbnail) if self._show_thumbnail else None,
@@ -305,14 +291,14 @@ class ControlPanel(anywidget.AnyWidget):
         try:
             reply = self._answer(content, buffers)
         except Exception as exc:  # never leave a request unanswered
-            reply = {"type": "error", "id": _id_of(content),
+            reply = {"type": "error", "id": id_of(content),
                      "error": f"internal error: {type(exc).__name__}: {exc}"}
         self._reply(reply)
 
     def _answer(self, content: Any, buffers: list[Any] | None) -> dict[str, Any]:
-        problem = _validate(content, buffers)
+        problem = validate(content, buffers)
         if problem is not None:
-            return {"type": "error", "id": _id_of(content), "error": problem}
+            return {"type": "error", "id": id_of(content), "error": problem}
         msg_id: int = content["id"]
         if content["type"] == "status_request":
             return {"type": "status", "id": msg_id, "status": self._snapshot_dict()}
@@ -427,187 +413,3 @@ def encode_thumbnail(image: Any, size: int = THUMBNAIL_SIZE) -> bytes:
     else:
         img.save(out, format="JPEG", quality=80)
     return out.getvalue()
-
-
-_PublishFn = Callable[[Status | None, float | None, tuple[bytes, str] | None,
-                       dict[str, Any] | None], bool]
-_ThumbnailFn = Callable[[int | None], tuple[int | None, tuple[bytes, str] | None]]
-
-
-class _Publisher:
-    """The publisher loop (one thread per panel). Holds the panel only weakly between wake-ups.
-
-    Every message carries the whole newest snapshot when it carries a status. Messages:
-    - a new snapshot: at once for a state transition, else at most one per ``period`` s
-      (the newest one wins; the last one is flushed when the period has elapsed);
-    - a change of the ``kernel`` trait (busy, hears_clicks): at once (only that trait);
-    - while the run is active, a heartbeat every ``heartbeat_interval`` s, with the snapshot;
-    - after the run ends, the final snapshot again after 1, 2 and 4 s (a lost final message would
-      otherwise leave only the browser's periodic pull to find the end);
-    - a thumbnail at most every ``THUMBNAIL_INTERVAL`` s, folded into the next message.
-    """
-
-    def __init__(
-        self,
-        runner: Runner,
-        link: PanelLink,
-        flag: threading.Event,
-        closing: threading.Event,
-        first: Status,
-        unwatch: Callable[[], None],
-        *,
-        publish: weakref.WeakMethod[_PublishFn],
-        thumbnail: weakref.WeakMethod[_ThumbnailFn] | None,
-        period: float,
-        heartbeat_interval: float,
-    ) -> None:
-        self.runner, self.link, self.flag, self.closing = runner, link, flag, closing
-        self.first, self.unwatch = first, unwatch
-        self.publish, self.thumbnail = publish, thumbnail
-        self.period, self.hb_interval = period, heartbeat_interval
-
-    def run(self) -> None:
-        try:
-            self._loop()
-        finally:
-            self.unwatch()  # idempotent (close() may have done it already)
-
-    def _loop(self) -> None:
-        runner, flag, closing, period = self.runner, self.flag, self.closing, self.period
-        now = time.monotonic()
-        last_seq, last_state = self.first.seq, self.first.state
-        last_kernel = _quiet_kernel()  # the constructor's value
-        last_pub = -math.inf
-        last_hb = now  # the constructor set the heartbeat
-        next_thumb = now
-        thumb_counter: int | None = None
-        thumb_seq = -1  # seq at the last thumbnail check
-        repeats: list[float] = []  # times at which to re-send the final snapshot
-        timeout: float | None = 0.0  # look at once (a thumbnail may already exist)
-        while not closing.is_set():
-            flag.wait(timeout)
-            if closing.is_set():
-                break
-            flag.clear()  # before reading: a change after this sets it again (no lost wake-up)
-            publish = self.publish()
-            if publish is None:
-                break  # the panel is gone
-            snap = runner.status()
-            kernel = self.link.info()
-            now = time.monotonic()
-            active = snap.state in ACTIVE_STATES
-            open_slot = now - last_pub >= period
-            transition = snap.state != last_state
-            new = snap.seq != last_seq and (transition or open_slot)
-            kernel_changed = kernel != last_kernel  # a kernel change goes out at once
-            heartbeat = (time.time() if active and now - last_hb >= self.hb_interval and
-                         (open_slot or new) else None)
-            repeat = bool(repeats) and now >= repeats[0] and not active and (open_slot or new)
-            thumb = None
-            make_thumb = self.thumbnail() if self.thumbnail is not None else None
-            if (make_thumb is not None and snap.seq != thumb_seq and now >= next_thumb
-                    and (open_slot or new)):
-                thumb_seq = snap.seq
-                next_thumb = now + THUMBNAIL_INTERVAL
-                thumb_counter, thumb = make_thumb(thumb_counter)
-            del make_thumb
-            if new or heartbeat is not None or repeat or thumb is not None or kernel_changed:
-                with_status = new or heartbeat is not None or repeat
-                publish(snap if with_status else None, heartbeat, thumb,
-                        kernel if kernel_changed else None)
-                last_pub = now
-                last_kernel = kernel
-                if heartbeat is not None:
-                    last_hb = now
-                if repeat:
-                    repeats.pop(0)
-                if new:
-                    if transition and not active:
-                        repeats = [now + 1.0, now + 2.0, now + 4.0]
-                    elif active:
-                        repeats = []
-                    last_seq, last_state = snap.seq, snap.state
-            del publish
-            # next wake-up: the runner's flag, or the earliest timer due
-            due = [now + 1.0]  # also notices a garbage-collected panel
-            if snap.seq != last_seq:
-                due.append(last_pub + period)
-            if active:
-                due.append(max(last_hb + self.hb_interval, last_pub + period))
-            if repeats:
-                due.append(max(repeats[0], last_pub + period))
-            if self.thumbnail is not None and snap.seq != thumb_seq:
-                due.append(max(next_thumb, last_pub + period))
-            kernel_due = self.link.changes_at()
-            if kernel_due is not None:
-                due.append(kernel_due)
-            timeout = max(0.0, min(due) - time.monotonic())
-
-
-def _quiet_kernel() -> dict[str, Any]:
-    """The ``kernel`` trait's first value (the publisher sends the truth at once if it differs)."""
-    return {"busy": False, "busy_since": None, "hears_clicks": False, "pid": os.getpid()}
-
-
-def _id_of(content: Any) -> int | None:
-    if isinstance(content, dict):
-        msg_id = content.get("id")
-        if isinstance(msg_id, int) and not isinstance(msg_id, bool):
-            return msg_id
-    return None
-
-
-def _validate(content: Any, buffers: list[Any] | None) -> str | None:
-    """Return what is wrong with a custom message, or None if it is well-formed."""
-    if not isinstance(content, dict):
-        return f"message must be a JSON object, got {_json_type(content)}"
-    if buffers:
-        return f"binary buffers are not accepted (got {len(buffers)})"
-    try:
-        size = len(json.dumps(content, separators=(",", ":")).encode())
-    except (TypeError, ValueError):
-        return "message is not JSON-serializable"
-    if size > MAX_MESSAGE_BYTES:
-        return f"message too large: {size} bytes (limit {MAX_MESSAGE_BYTES})"
-    kind = content.get("type")
-    if "type" not in content:
-        return "missing field 'type'"
-    if not isinstance(kind, str):
-        return f"field 'type' must be a string, got {_json_type(kind)}"
-    if kind not in _MESSAGE_FIELDS:
-        return (f"unknown message type {kind[:64]!r} "
-                f"(expected one of {', '.join(sorted(_MESSAGE_FIELDS))})")
-    if "id" not in content:
-        return "missing field 'id'"
-    if _id_of(content) is None:
-        return f"field 'id' must be an integer, got {_json_type(content['id'])}"
-    extra = sorted(str(k)[:64] for k in content.keys() - _MESSAGE_FIELDS[kind])
-    if extra:
-        return f"unexpected field(s) for {kind!r}: {', '.join(repr(k) for k in extra)}"
-    if kind == "command":
-        if "command" not in content:
-            return "missing field 'command'"
-        command = content["command"]
-        if not isinstance(command, str):
-            return f"field 'command' must be a string, got {_json_type(command)}"
-        if command not in COMMANDS:
-            return f"unknown command {command[:64]!r} (expected one of {', '.join(COMMANDS)})"
-    return None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
