@@ -15,17 +15,18 @@ naming the file and line:
 
       import { a, b as c } from "./x.js";      // may span lines
       import * as X from "./sub/x.js";
+      export { a, b as c } from "./x.js";      // re-export
       export function f(...)  /  export async function f  /  export function* f
       export const NAME = ...  /  export class C ...
       export default EXPRESSION;                // the entry module only
 
 - relative specifiers ending in ``.js`` that stay inside the entry's folder; no import cycles.
 
-Not supported: ``export let/var``, ``export { ... }``, ``export * from``, default or side-effect
-imports, dynamic ``import()``, ``import.meta``, and import/export statements that do not start in
-column 0. There is no JavaScript parser here: the rules are applied line by line, so a line of a
-template literal or a block comment that starts with the word ``import`` or ``export`` is taken for
-a statement (and refused); reword such a line.
+Not supported: ``export let/var``, ``export { ... }`` without ``from``, ``export * from``, default
+or side-effect imports, dynamic ``import()``, ``import.meta``, and import/export statements that
+do not start in column 0. There is no JavaScript parser here: the rules are applied line by line,
+so a line of a template literal or a block comment that starts with the word ``import`` or
+``export`` is taken for a statement (and refused); reword such a line.
 
 Each module becomes a function scope, in dependency order (imports before importers)::
 
@@ -57,7 +58,12 @@ BUILT_MARKER = "// chainlib front end, built by chainlib/_bundle.py"
 _IDENT = r"[A-Za-z_$][\w$]*"
 _IMPORT = re.compile(
     r"^import[ \t]*(?:\{(?P<names>[^}]*)\}|\*[ \t]*as[ \t]+(?P<ns>" + _IDENT + r"))"
-    r"\s*from\s*(?P<q>[\"'])(?P<spec>[^\"'\n]*)(?P=q)[ \t]*;?[ \t]*$",
+    r"\s*from\s*(?P<q>[\"'])(?P<spec>[^\"'\n]*)(?P=q)[ \t]*;?[ \t]*(?://[^\n]*)?$",
+    re.MULTILINE,
+)
+_REEXPORT = re.compile(
+    r"^export[ \t]*\{(?P<names>[^}]*)\}"
+    r"\s*from\s*(?P<q>[\"'])(?P<spec>[^\"'\n]*)(?P=q)[ \t]*;?[ \t]*(?://[^\n]*)?$",
     re.MULTILINE,
 )
 _IMPORT_NAME = re.compile(r"^(?P<name>" + _IDENT + r")(?:\s+as\s+(?P<alias>" + _IDENT + r"))?$")
@@ -85,6 +91,8 @@ class _Module:
     has_default: bool = False
     # (local names / namespace, resolved path) per import, in source order
     imports: list[tuple[list[tuple[str, str]] | str, Path]] = field(default_factory=list)
+    # (names, resolved path) per `export {...} from`: exported, not bound in the module's scope
+    reexports: list[tuple[list[tuple[str, str]], Path]] = field(default_factory=list)
 
     @property
     def var(self) -> str:
@@ -116,11 +124,7 @@ def _parse(path: Path, root: Path, *, entry: bool) -> _Module:
     if m := _DYNAMIC.search(text):
         raise fail(m.start(), f"unsupported syntax {m.group(0)!r} (dynamic import / import.meta)")
 
-    for m in _IMPORT.finditer(text):
-        target = _resolve(m.group("spec"), path, root, functools.partial(fail, m.start()))
-        if m.group("ns") is not None:
-            mod.imports.append((m.group("ns"), target))
-            continue
+    def name_list(m: re.Match[str]) -> list[tuple[str, str]]:
         names: list[tuple[str, str]] = []
         for part in m.group("names").split(","):
             part = part.strip()
@@ -128,12 +132,29 @@ def _parse(path: Path, root: Path, *, entry: bool) -> _Module:
                 continue
             nm = _IMPORT_NAME.match(" ".join(part.split()))
             if nm is None:
-                raise fail(m.start(), f"unsupported import name {part!r}")
+                raise fail(m.start(), f"unsupported name {part!r}")
             names.append((nm.group("name"), nm.group("alias") or nm.group("name")))
         if not names:
-            raise fail(m.start(), "empty import list")
-        mod.imports.append((names, target))
+            raise fail(m.start(), "empty name list")
+        return names
+
+    for m in _IMPORT.finditer(text):
+        target = _resolve(m.group("spec"), path, root, functools.partial(fail, m.start()))
+        if m.group("ns") is not None:
+            mod.imports.append((m.group("ns"), target))
+        else:
+            mod.imports.append((name_list(m), target))
     body = _IMPORT.sub(_blank, text)
+    # `export { a, b as c } from "./x.js"`: exported from the module, not bound inside it
+    for m in _REEXPORT.finditer(body):
+        target = _resolve(m.group("spec"), path, root, functools.partial(fail, m.start()))
+        names = name_list(m)
+        mod.reexports.append((names, target))
+        for _name, alias in names:
+            if alias in mod.exports:
+                raise fail(m.start(), f"{alias!r} is exported twice")
+            mod.exports.append(alias)
+    body = _REEXPORT.sub(_blank, body)
 
     for m in _EXPORT_DECL.finditer(body):
         if m.group("name") in mod.exports:
@@ -156,6 +177,7 @@ def _parse(path: Path, root: Path, *, entry: bool) -> _Module:
         raise BundleError(
             f"{rel}:{_line_of(body, m.start())}: unsupported {m.group('kw')} statement {line!r} "
             "(supported: `import {a, b as c} from \"./x.js\"`, `import * as X from \"./x.js\"`, "
+            "`export {a, b as c} from \"./x.js\"`, "
             "`export function|const|class NAME` and, in the entry, `export default EXPR;`, "
             "each starting in column 0)"
         )
@@ -190,7 +212,7 @@ def _collect(entry: Path) -> list[_Module]:
                 "import cycle: " + " -> ".join(p.relative_to(root).as_posix() for p in cycle))
         visiting.append(path)
         mod = _parse(path, root, entry=path == entry)
-        for names, target in mod.imports:
+        for names, target in [*mod.imports, *mod.reexports]:
             dep = visit(target)
             if isinstance(names, list):
                 for name, _alias in names:
@@ -236,7 +258,11 @@ def bundle(entry: Path | str) -> str:
             else:
                 fields = ", ".join(n if n == a else f"{n}: {a}" for n, a in names)
                 head.append(f"const {{ {fields} }} = {dep};")
-        exported = [*mod.exports, *([f"default: {_DEFAULT_NAME}"] if mod.has_default else [])]
+        forwarded = {alias: f"{by_path[target].var}.{name}"
+                     for names, target in mod.reexports for name, alias in names}
+        exported = [e if e not in forwarded else f"{e}: {forwarded[e]}" for e in mod.exports]
+        if mod.has_default:
+            exported.append(f"default: {_DEFAULT_NAME}")
         out += [
             "",
             f"// ---- {mod.rel} ({mod.path.relative_to(root.parent).as_posix()})",

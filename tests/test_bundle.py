@@ -71,7 +71,9 @@ def test_bundle_semantics_in_node(tmp_path: Path) -> None:
         "main.js": """
             import { twice, NAME as name } from "./lib/a.js";
             import * as B from "./b.js";
-            export const result = [twice(21), name, B.greet("x"), B.multi];
+            import { helper } from "./b.js";
+            export { helper, greet as hello } from "./b.js";  // not bound here: no clash
+            export const result = [twice(helper(21)), name, B.greet("x"), B.multi];
             export function local() { return 1; }
             export default { result, n: local() };
         """,
@@ -98,7 +100,7 @@ def test_bundle_semantics_in_node(tmp_path: Path) -> None:
     multi = "line 1\n  imports and exports, kept as they are;\nline 3"
     expected = [42, "a", "hi x private", multi]
     assert exports == {"default": {"result": expected, "n": 1}, "result": expected,
-                       "local": "function"}
+                       "local": "function", "helper": "function", "hello": "function"}
 
 
 @pytest.mark.parametrize(("files", "message"), [
@@ -124,6 +126,8 @@ def test_bundle_semantics_in_node(tmp_path: Path) -> None:
      r"import cycle: main\.js -> b\.js -> main\.js"),
     ({"main.js": 'import { a } from "./b.js";\n', "b.js": "export default 1;\n"},
      r"b\.js:1: `export default` is only supported in the entry"),
+    ({"main.js": 'export const a = 1;\nexport { a } from "./b.js";\n',
+      "b.js": "export const a = 1;\n"}, r"main\.js:\d: 'a' is exported twice"),
     ({"main.js": "export const a = 1;\nexport const a = 2;\n"},
      r"main\.js:2: 'a' is exported twice"),
 ])

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from chainlib.run.status import RUN_STATES
 
-STATE_JS = Path(__file__).resolve().parents[1] / "widget" / "state.js"
+WIDGET = Path(__file__).resolve().parents[1] / "widget"
+DEFINITION = re.compile(r"^export const BACKEND_STATES = Object\.freeze\((\[[^\]]*\])\);", re.M)
 
 
 def js_backend_states() -> list[str]:
-    text = STATE_JS.read_text()
-    m = re.search(r"^export const BACKEND_STATES = Object\.freeze\((\[[^\]]*\])\);", text, re.M)
-    assert m, f"{STATE_JS}: `export const BACKEND_STATES = Object.freeze([...]);` not found"
-    states = json.loads(re.sub(r",\s*\]$", "]", m.group(1)))  # a trailing comma is fine in JS
+    found = [(path, m) for path in sorted(WIDGET.rglob("*.js")) if "tests" not in path.parts
+             for m in DEFINITION.finditer(path.read_text())]
+    assert len(found) == 1, f"one `export const BACKEND_STATES = Object.freeze([...]);`: {found}"
+    states = json.loads(re.sub(r",\s*\]$", "]", found[0][1].group(1)))  # JS allows a trailing comma
     assert isinstance(states, list)
     return states
 

@@ -6,15 +6,20 @@
 // that module from this file and its imports (at import of chainlib.panel in a source checkout, at
 // wheel build otherwise). See widget/README.md.
 //
-// Traits read (the browser never writes traits): status, heartbeat, pull_interval,
+// Traits read (the browser never writes traits): status, heartbeat, kernel, pull_interval,
 // fast_pull_interval, command_timeout, disconnect_after, thumbnail, thumbnail_label, title.
 // Messages sent (model.send): {type:"command", command, id}, {type:"status_request", id}.
-// Messages received (msg:custom): {type:"ack"|"status"|"error", ...}.
+// Messages received (msg:custom): {type:"ack"|"status"|"error"|"goodbye", ...}.
+// Kernel gone (see widget/README.md): the model's "comm_live_update" (ipywidgets marks every
+// model dead when JupyterLab restarts the kernel), "comm:close", and the JupyterLab kernel
+// connection's status (restarting / autorestarting / starting / dead) when the widget manager
+// exposes it.
 //
 // SECURITY: every string that comes from the kernel (title, node ids, labels, file names, error
 // messages, tracebacks) is rendered through textContent / setAttribute only; the DOM is built with
 // createElement. Never use HTML-string APIs in the front end (a test enforces it).
 import * as State from "./state.js";
+import { figures } from "./figures.js";
 import { h, add, num, setAttr, str } from "./view/dom.js";
 import { headerView } from "./view/header.js";
 import { buttonsView } from "./view/buttons.js";
@@ -67,14 +72,33 @@ function buildViews(doc, onClick) {
 
 function paintViews(v, st, { title, now }) {
   const snap = st.snapshot || {};
+  const fig = figures(st.ui, snap);
   setAttr(v.root, "data-state", st.ui);
   v.header.paint({ titleText: title, ui: st.ui, age: now - st.lastContact });
   v.buttons.paint(st);
   v.notice.paint(st.notice);
-  v.progress.paint(snap);
-  v.current.paint(snap);
-  v.nodes.paint(snap);
+  v.progress.paint(snap, fig);
+  v.current.paint(snap, fig);
+  v.nodes.paint(snap, fig);
   v.error.paint(snap);
+}
+
+/** Call `onGone(cause)` when JupyterLab reports that the panel's kernel process is gone. */
+function watchKernelStatus(model, onGone) {
+  let kernel = null;
+  try {
+    kernel = model.widget_manager ? model.widget_manager.kernel : null;
+  } catch (_) {
+    kernel = null; // a widget manager without a kernel (e.g. a static page)
+  }
+  const signal = kernel && kernel.statusChanged;
+  if (!signal || typeof signal.connect !== "function") return () => {};
+  const slot = (_sender, status) => {
+    const gone = State.kernelGone(status);
+    if (gone) onGone(gone);
+  };
+  signal.connect(slot);
+  return () => signal.disconnect(slot);
 }
 
 function render({ model, el }) {
@@ -147,6 +171,10 @@ function render({ model, el }) {
   };
   on("change:status", () => dispatch({ type: "snapshot", status: model.get("status") }));
   on("change:heartbeat", () => dispatch({ type: "heartbeat", value: model.get("heartbeat") }));
+  on("change:kernel", () => dispatch({ type: "kernel", value: model.get("kernel") }));
+  on("comm_live_update", () => dispatch({ type: "ended", cause: "restarted" }));
+  on("comm:close", () => dispatch({ type: "ended", cause: "closed" }));
+  offs.push(watchKernelStatus(model, (cause) => dispatch({ type: "ended", cause })));
   for (const t of CONFIG_TRAITS) {
     on(`change:${t}`, () => dispatch({ type: "config", config: readConfig(model) }));
   }
@@ -163,9 +191,10 @@ function render({ model, el }) {
   doc.addEventListener("visibilitychange", onVisibility);
   win.addEventListener("online", onOnline);
 
-  // --- start: send the initial pull, feed the current trait value, paint now
+  // --- start: send the initial pull, feed the current trait values, paint now
   flush();
   dispatch({ type: "snapshot", status: model.get("status") });
+  dispatch({ type: "kernel", value: model.get("kernel") });
   paintThumbnail();
   paint();
 

@@ -4,14 +4,15 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { makeDocument, makeModel } from "./fakedom.js";
+import { makeDocument, makeModel, makeSignal } from "./fakedom.js";
 import { snap } from "./helpers.js";
 import { formatProgress } from "../format.js";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cssSrc = readFileSync(join(dir, "panel.css"), "utf8");
-const runtimeSources = ["panel.js", "state.js", "format.js",
-  ...readdirSync(join(dir, "view")).filter((f) => f.endsWith(".js")).map((f) => `view/${f}`)];
+const jsIn = (sub) => readdirSync(join(dir, sub)).filter((f) => f.endsWith(".js"))
+  .map((f) => (sub === "." ? f : `${sub}/${f}`));
+const runtimeSources = [...jsIn("."), ...jsIn("view")]; // every front-end module
 
 /** The one module anywidget loads, built by chainlib/_bundle.py (stdlib-only Python). */
 function buildBundle() {
@@ -208,11 +209,98 @@ for (const [kind, load] of LOADERS) {
     host.find("stop").click();
     await sleep(130);
     assert.match(host.find("notice").textContent, /queued — will be delivered when the kernel answers/);
-    // kernel answers: heartbeat -> stop re-sent, stopping
+    // kernel heard again: heartbeat -> stop re-sent; reconnecting until a fresh pull answers
     model.set("heartbeat", 123);
     await sleep(130);
-    assert.equal(host.find("state").textContent, "stopping");
+    assert.equal(host.find("state").textContent, "reconnecting");
+    assert.match(host.find("connection").textContent, /^reconnecting/);
     assert.equal(model.sent.filter((m) => m.type === "command" && m.command === "stop").length, 2);
+    const pull = model.sent.filter((m) => m.type === "status_request").at(-1);
+    model.fire("msg:custom", { type: "status", id: pull.id, status: { ...snap("running", 4), run_id: "r1" } }, []);
+    await sleep(130);
+    assert.equal(host.find("state").textContent, "stopping");
+    cleanup();
+  });
+
+  test(`figures (${kind}): paused, stopped and a restarted kernel show only what is true`, async () => {
+    const { doc } = makeDocument();
+    const kernel = { statusChanged: makeSignal() };
+    const nodes = (state, running) => ({
+      load: { state: "done", count: 1, running: 0, total_s: 0.1, mean_s: 0.1, progress: null },
+      slow: { state, count: 250, running, total_s: 50, mean_s: 0.2, progress: 0.8 },
+    });
+    const base = { run_id: "r1", total: 600, done: 250, rate: 5, eta: 70, elapsed: 50, current: ["slow"] };
+    const model = makeModel({
+      status: snap("running", 5, { ...base, nodes: nodes("running", 2) }), heartbeat: 0,
+      pull_interval: 5, fast_pull_interval: 0.5, command_timeout: 5, disconnect_after: 3,
+      thumbnail: null, thumbnail_label: "", title: "t", kernel: { busy: false, hears_clicks: true, pid: 1 },
+    }, { kernel });
+    const host = doc.createElement("div");
+    const { default: widget } = await load();
+    const cleanup = widget.render({ model, el: host });
+    const $ = (id) => host.find(id);
+    const slowRow = () => $("nodes").all((e) => e.getAttribute && e.getAttribute("data-node") === "slow")[0];
+    await sleep(130);
+    assert.equal($("rate").hidden, false);
+    assert.equal($("eta").textContent, "ETA 1:10");
+    assert.equal(slowRow().childNodes[5].textContent, "● 2 (80%)");
+    assert.equal($("current").parentNode.textContent, "Running: slow");
+
+    model.set("status", snap("paused", 6, { ...base, nodes: nodes("running", 2) }));
+    await sleep(130);
+    assert.equal($("state").textContent, "paused");
+    assert.equal($("rate").hidden, true, "no rate while paused");
+    assert.equal($("eta").hidden, true, "no ETA counting while paused");
+    assert.equal(slowRow().childNodes[1].textContent, "paused");
+    assert.equal(slowRow().childNodes[5].textContent, "‖ 2 (80%)");
+    assert.equal(slowRow().hasAttribute("data-running"), false);
+    assert.equal($("current").parentNode.textContent, "Paused in: slow");
+
+    model.set("status", snap("stopped", 7, { ...base, done: 254, current: [], nodes: nodes("running", 0) }));
+    await sleep(130);
+    assert.equal($("progress").textContent, "254 / 600 · 346 not run");
+    assert.equal($("rate").hidden || $("eta").hidden, true);
+    assert.equal($("rate").hidden && $("eta").hidden, true, "no rate or ETA for a stopped run");
+    assert.equal(slowRow().childNodes[1].textContent, "stopped");
+
+    assert.equal(kernel.statusChanged.count(), 1);
+    kernel.statusChanged.emit("busy");
+    await sleep(130);
+    assert.equal($("state").textContent, "stopped", "a busy kernel is alive");
+    kernel.statusChanged.emit("restarting");
+    await sleep(130);
+    assert.equal($("state").textContent, "ended");
+    assert.match($("notice").textContent, /^The kernel restarted: the run ended at 254\/600/);
+    for (const b of ["play", "pause", "stop"]) assert.equal($(b).hasAttribute("disabled"), true, b);
+    const sentBefore = model.sent.length;
+    await sleep(600);
+    assert.equal(model.sent.length, sentBefore, "nothing is sent to a gone kernel");
+    cleanup();
+    assert.equal(kernel.statusChanged.count(), 0, "cleanup disconnects from the kernel status");
+    assert.equal(model.handlerCount(), 0);
+  });
+
+  test(`busy kernel and comm events (${kind}): the notice, then ended on comm_live_update`, async () => {
+    const { doc } = makeDocument();
+    const model = makeModel({
+      status: snap("running", 5, { run_id: "r1" }), heartbeat: 0, pull_interval: 5,
+      fast_pull_interval: 0.5, command_timeout: 5, disconnect_after: 3, thumbnail: null,
+      thumbnail_label: "", title: "t", kernel: { busy: true, busy_since: 1, hears_clicks: false, pid: 1 },
+    });
+    const host = doc.createElement("div");
+    const { default: widget } = await load();
+    const cleanup = widget.render({ model, el: host });
+    const $ = (id) => host.find(id);
+    $("pause").click();
+    await sleep(130);
+    assert.equal($("state").textContent, "pausing");
+    assert.match($("notice").textContent, /^The kernel is busy running another cell: Pause is queued/);
+    model.set("kernel", { busy: false, busy_since: null, hears_clicks: false, pid: 1 });
+    await sleep(130);
+    assert.equal($("notice").hidden, true, "the notice clears when the cell ends");
+    model.fire("comm_live_update");
+    await sleep(130);
+    assert.equal($("state").textContent, "ended");
     cleanup();
   });
 }

@@ -1,8 +1,17 @@
 // Header: title, state badge, connection age.
 import { h, add, setAttr, setText } from "./dom.js";
-import { connectionText } from "../format.js";
+import { connectionText, formatAge } from "../format.js";
 
 const INTERMEDIATE_UI = Object.freeze(["starting", "pausing", "resuming", "stopping"]);
+const OFFLINE_UI = Object.freeze(["disconnected", "reconnecting", "ended"]);
+
+/** The connection line: how fresh the figures are, and why not when they are not. */
+export function connectionLine(ui, age) {
+  const last = Number.isFinite(age) ? ` — last update ${formatAge(age)} ago` : "";
+  if (ui === "reconnecting") return `reconnecting — asking the kernel for its status${last}`;
+  if (ui === "ended") return `the kernel is gone${last}`;
+  return connectionText(age, ui !== "disconnected");
+}
 
 export function headerView(doc) {
   const root = h(doc, "div", "chainlib-header");
@@ -17,9 +26,8 @@ export function headerView(doc) {
       setText(badge, ui);
       setAttr(badge, "data-state", ui);
       setAttr(badge, "data-intermediate", INTERMEDIATE_UI.includes(ui) ? "true" : null);
-      const connected = ui !== "disconnected";
-      setText(connection, connectionText(age, connected));
-      connection.classList.toggle("chainlib-warn", !connected);
+      setText(connection, connectionLine(ui, age));
+      connection.classList.toggle("chainlib-warn", OFFLINE_UI.includes(ui));
     },
   };
 }

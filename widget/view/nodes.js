@@ -1,6 +1,7 @@
 // The per-node table: state, count, mean / total time, items in flight; the slowest node marked.
 import { h, add, num, setAttr, setText, str } from "./dom.js";
 import { formatDuration, formatMean } from "../format.js";
+import { nodeStateText } from "../figures.js";
 
 const COLUMNS = Object.freeze(["Node", "State", "Count", "Mean", "Total", "Running"]);
 
@@ -19,9 +20,13 @@ export function slowestNode(nodes) {
   return best;
 }
 
-function runningText(running, progress) {
-  if (running <= 0) return "";
-  return `● ${running}${progress !== undefined ? ` (${Math.round(progress * 100)}%)` : ""}`;
+const IN_FLIGHT_MARK = Object.freeze({ running: "●", parked: "‖" });
+
+/** Items in flight: "● 2 (80%)" running, "‖ 2 (80%)" parked at a checkpoint, "" none. */
+function inFlightText(running, progress, inFlight) {
+  if (running <= 0 || !IN_FLIGHT_MARK[inFlight]) return "";
+  const pct = progress !== undefined ? ` (${Math.round(progress * 100)}%)` : "";
+  return `${IN_FLIGHT_MARK[inFlight]} ${running}${pct}`;
 }
 
 export function nodesView(doc) {
@@ -43,15 +48,15 @@ export function nodesView(doc) {
     return row;
   }
 
-  function paintRow(row, id, n, slowest) {
-    const running = num(n.running) ?? 0;
-    const [name, state, count, mean, total, inFlight] = row.cells;
+  function paintRow(row, id, n, slowest, inFlight) {
+    const running = inFlight === "running" ? (num(n.running) ?? 0) : 0;
+    const [name, state, count, mean, total, flight] = row.cells;
     setText(name, id);
-    setText(state, str(n.state));
+    setText(state, nodeStateText(n.state, inFlight));
     setText(count, String(num(n.count) ?? 0));
     setText(mean, formatMean(num(n.mean_s)));
     setText(total, formatDuration(num(n.total_s)));
-    setText(inFlight, runningText(running, num(n.progress)));
+    setText(flight, inFlightText(num(n.running) ?? 0, num(n.progress), inFlight));
     setAttr(row.tr, "data-node", id);
     setAttr(row.tr, "data-running", running > 0 ? "true" : null);
     setAttr(row.tr, "data-slowest", slowest ? "true" : null);
@@ -61,8 +66,8 @@ export function nodesView(doc) {
 
   return {
     root,
-    /** `snap`: the newest accepted snapshot ({} before any). */
-    paint(snap) {
+    /** `snap`: the newest accepted snapshot ({} before any); `fig`: figures.js's verdict. */
+    paint(snap, fig) {
       const nodes = snap.nodes && typeof snap.nodes === "object" ? snap.nodes : {};
       const slow = slowestNode(nodes);
       const ids = Object.keys(nodes);
@@ -70,7 +75,7 @@ export function nodesView(doc) {
         const row = rowFor(id);
         if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
         const n = nodes[id] && typeof nodes[id] === "object" ? nodes[id] : {};
-        paintRow(row, id, n, id === slow);
+        paintRow(row, id, n, id === slow, fig.inFlight);
       });
       const seen = new Set(ids);
       for (const [id, row] of rows) {
