@@ -66,6 +66,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ._bundle import front_end_module
 from .kernel import PanelLink, initial_facts
 from .panel_messages import COMMANDS, MAX_MESSAGE_BYTES, id_of, validate
 from .publisher import Publisher
@@ -82,7 +83,8 @@ THUMBNAIL_SIZE: Final = 160
 
 
 def _find_widget_dir() -> Path:
-    """``chainlib/_widget`` in an installed wheel, else ``<repo>/widget`` in a source checkout."""
+    """``chainlib/_widget`` in an installed wheel (its ``panel.js`` is the built bundle), else
+    ``<repo>/widget`` in a source checkout (``panel.js`` and its imports are bundled at import)."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "_widget", here.parent / "widget"):
         if (candidate / "panel.js").is_file() and (candidate / "panel.css").is_file():
@@ -156,7 +158,7 @@ class ControlPanel(anywidget.AnyWidget):
     ``dropped_updates`` / ``dropped_replies`` messages lost on purpose by fault injection.
     """
 
-    _esm = WIDGET_DIR / "panel.js"
+    _esm = front_end_module(WIDGET_DIR / "panel.js")  # one module, built from widget/ sources
     _css = WIDGET_DIR / "panel.css"
 
     status = traitlets.Dict().tag(sync=True)
