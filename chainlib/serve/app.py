@@ -6,7 +6,7 @@
 ``POST /commands`` ``{"command": "start"|"pause"|"resume"|"stop", "id": int (optional)}`` ->
                    the Python API's ``Ack.to_dict()`` plus ``id``: 200 whether accepted or not
                    (a rejection names its reason); a malformed request is a 4xx and changes nothing
-``GET /info``      ``{"title", "version", "heartbeat_interval", "retry_ms", "pull_interval"}``
+``GET /info``      ``{"title", "heartbeat_interval", "retry_ms", "pull_interval", "server_time"}``
 ``GET /``          the control panel as a web page (see :mod:`.page`)
 
 Every error is ``{"error": "..."}`` with a 4xx (or 503 during a fault-injection cut) status.

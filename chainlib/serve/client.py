@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ..run import Ack
 from ..run.status import (
     ACTIVE_STATES,
-    STATES,
+    RUN_STATES,
+    Ack,
     ErrorInfo,
     Failure,
     NodeStatus,
@@ -61,7 +61,7 @@ def status_from_dict(d: Any) -> Status:
     """Rebuild a :class:`Status` from its ``to_dict()`` form (``ValueError`` if malformed)."""
     try:
         state = d["state"]
-        if state not in STATES:
+        if state not in RUN_STATES:
             raise ValueError(f"unknown state {state!r}")
         run_state: RunState = state
         err = d["error"]
@@ -87,6 +87,8 @@ def status_from_dict(d: Any) -> Status:
                                    str(f["message"])) for f in d["failures"]),
             started_at=_opt_float(d["started_at"]),
             taken_at=float(d["taken_at"]),
+            reason=None if d.get("reason") is None else str(d["reason"]),
+            epoch=str(d.get("epoch", "")),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a status snapshot: {type(exc).__name__}: {exc}") from exc

@@ -105,6 +105,7 @@ class Hub:
         self._latest: Published | None = None
         self._changed = asyncio.Event()
         self._cut_until = -math.inf
+        self._ended = False  # set after the final snapshot is published: streams end
         self._streams = 0
         self.events_sent = 0
         self.heartbeats_sent = 0
@@ -121,16 +122,21 @@ class Hub:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop publishing and end every stream (callable from any thread; idempotent)."""
+        """Stop publishing and end every stream, after sending each one the run's newest
+        snapshot (callable from any thread; idempotent)."""
         if self._closing.is_set():
             return
         self._closing.set()
         self._flag.set()
         self._unwatch()
-        with contextlib.suppress(RuntimeError):  # the loop is already closed
-            self._loop.call_soon_threadsafe(self._wake)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        snap = self._runner.status()
+        final = Published(snap.seq, snap.state, snapshot_json(snap))
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            # in this order: the loop publishes the final snapshot before the streams end
+            self._loop.call_soon_threadsafe(self._publish, final)
+            self._loop.call_soon_threadsafe(self._end_streams)
 
     # ------------------------------------------------------------------ publisher thread
 
@@ -165,6 +171,10 @@ class Hub:
             self._latest = pub
             self.published += 1
             self._wake()
+
+    def _end_streams(self) -> None:
+        self._ended = True
+        self._wake()
 
     def _wake(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
@@ -207,7 +217,7 @@ class Hub:
                 self.events_sent += 1
                 yield _event(first.seq, "status", first.data)
             last_write = time.monotonic()
-            while not self._closing.is_set() and not self.cutting:
+            while not self.cutting:  # a cut loses what is in flight, as a broken link does
                 changed = self._changed
                 latest = self._latest
                 if latest is not None and latest.seq > sent:
@@ -220,6 +230,8 @@ class Hub:
                         last_write = time.monotonic()
                         yield _event(latest.seq, "status", latest.data)
                     continue
+                if self._ended:  # after the final snapshot went out
+                    return
                 wait = last_write + self.heartbeat_interval - time.monotonic()
                 if wait <= 0:
                     self.heartbeats_sent += 1

@@ -1,11 +1,14 @@
 """The control panel as a plain web page: the notebook panel's front end over HTTP.
 
-``GET /`` answers a small HTML shell carrying the token and the settings in ``<meta>`` tags; it
-loads ``/static/page.js``, which renders ``panel.js`` (the notebook panel's view, driven by the
-same ``state.js`` machine) with the HTTP model of ``web.js`` (EventSource + fetch instead of a
-Jupyter comm). The page is only ever served to a request holding the token (the middleware sees
-to that), so the token in it is no leak; its Content-Security-Policy allows scripts, styles and
-connections from this origin only, and no framing.
+``GET /`` answers a small HTML shell carrying the token and the settings in ``<meta>`` tags. It
+loads ``/static/web/main.js``, which renders ``/static/panel.js`` (the notebook panel's module:
+the very bundle anywidget loads, built by :mod:`chainlib._bundle` from ``widget/panel.js`` and its
+imports, ``state.js`` included) with the HTTP model of ``web/model.js`` (EventSource + fetch
+instead of a Jupyter comm). ``web/*.js`` are served as they are (the browser resolves imports).
+
+The page is only ever served to a request holding the token (the middleware sees to that), so the
+token in it is no leak; its Content-Security-Policy allows scripts, styles and connections from
+this origin only, and no framing.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from .._bundle import front_end_module
+
 __all__ = ["PAGE_FILES", "find_front_end", "load_page"]
 
 PAGE_FILES: Final = {
     "/static/panel.js": ("panel.js", "text/javascript; charset=utf-8"),
-    "/static/web.js": ("web.js", "text/javascript; charset=utf-8"),
-    "/static/page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "/static/web/model.js": ("web/model.js", "text/javascript; charset=utf-8"),
+    "/static/web/main.js": ("web/main.js", "text/javascript; charset=utf-8"),
     "/static/panel.css": ("panel.css", "text/css; charset=utf-8"),
 }
 
@@ -42,7 +47,7 @@ _SHELL: Final = """<!doctype html>
 <meta name="chainlib-config" content="{config}">
 <title>{title} — chainlib</title>
 <link rel="stylesheet" href="/static/panel.css">
-<script type="module" src="/static/page.js"></script>
+<script type="module" src="/static/web/main.js"></script>
 </head>
 <body>
 <main id="chainlib-root"></main>
@@ -68,6 +73,9 @@ def load_page(info: dict[str, Any], token: str
         return None, {}
     static = {path: (media, (folder / name).read_bytes())
               for path, (name, media) in PAGE_FILES.items()}
+    # the notebook panel's module exactly as anywidget gets it: one bundle of panel.js's imports
+    static["/static/panel.js"] = (static["/static/panel.js"][0],
+                                  front_end_module(folder / "panel.js").encode())
     body = _SHELL.format(
         token=html.escape(token, quote=True),
         config=html.escape(json.dumps(info), quote=True),

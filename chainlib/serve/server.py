@@ -10,7 +10,6 @@ import threading
 import warnings
 from typing import Any, TextIO
 
-from .. import __version__
 from .app import build_app
 from .hub import Controllable, Hub, ServeFaults
 from .page import load_page
@@ -157,8 +156,8 @@ def serve(
               retry_ms=retry_ms, faults=fault_injection)
     chain = getattr(runner, "chain", None)
     title = title or str(getattr(chain, "name", "") or "chain")
-    info = {"title": title, "version": __version__, "heartbeat_interval": heartbeat_interval,
-            "retry_ms": retry_ms, "pull_interval": pull_interval}
+    info = {"title": title, "heartbeat_interval": heartbeat_interval, "retry_ms": retry_ms,
+            "pull_interval": pull_interval}
     page, static = load_page(info, token)
     app: Any = build_app(hub, runner, info=info, page=page, static=static)
     app = AuthMiddleware(app, token=token, port=port, check_host=loopback)

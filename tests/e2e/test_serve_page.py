@@ -74,7 +74,8 @@ def test_a_ten_second_cut_shows_disconnected_never_idle_and_the_truth_right_afte
         assert time.monotonic() - back <= 1.0
         assert v["seq"] == str(run.status().seq)
         states = shown(page)
-        assert states[states.index("running"):] == ["running", "disconnected", "paused"], states
+        after = [x for x in states[states.index("running"):] if x != "reconnecting"]
+        assert after == ["running", "disconnected", "paused"], states  # never idle
 
 
 def test_half_the_events_dropped_converges_within_the_pull_interval(

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { createModel } from "../web.js";
+import { createModel } from "../web/model.js";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -148,9 +148,9 @@ test("a stream the browser gave up on is reopened after retryMs, resuming from t
   assert.equal(win.calls.length, 0, "a closed model sends nothing");
 });
 
-test("web.js never uses HTML-string APIs or eval", () => {
-  const src = readFileSync(join(dir, "web.js"), "utf8");
+test("web/model.js never uses HTML-string APIs or eval", () => {
+  const src = readFileSync(join(dir, "web", "model.js"), "utf8");
   for (const bad of ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"]) {
-    assert.ok(!src.includes(bad), `web.js must not use ${bad}`);
+    assert.ok(!src.includes(bad), `web/model.js must not use ${bad}`);
   }
 });

@@ -1,4 +1,4 @@
-// chainlib control page — the notebook panel's view and state machine, over HTTP.
+// chainlib control page — the notebook panel's view and state machine, over HTTP (widget/web/).
 //
 // The page served by `chainlib.serve` (GET /) renders the very same panel as the notebook
 // (panel.js's render({model, el}), driven by state.js). Only the transport differs: instead of an
