@@ -135,6 +135,11 @@ class _Sessions:
             return info
         return self.session(path, 1)[1]
 
+    def cached(self) -> list[tuple[str, int]]:
+        """``(model path, intra-op threads)`` of the sessions alive, oldest first."""
+        with self._lock:
+            return [(key[0], key[3]) for key in self._sessions]
+
     def clear(self) -> None:
         with self._lock:
             self._sessions.clear()
