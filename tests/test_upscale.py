@@ -86,7 +86,7 @@ def test_sample_model_is_deterministic(media: Path, x2: str) -> None:
     assert again.read_bytes() == Path(x2).read_bytes()
 
 
-# -- alpha and grayscale ----------------------------------------------------------------------------
+# -- alpha and grayscale ----------------------------------------------------------------------
 
 
 def test_alpha_is_upscaled_with_pillow_alongside(x2: str) -> None:
@@ -108,7 +108,7 @@ def test_grayscale_in_gives_grayscale_out(x2: str) -> None:
     assert diff(out, luma) <= 1
 
 
-# -- other model shapes ----------------------------------------------------------------------------
+# -- other model shapes -----------------------------------------------------------------------
 
 
 def _save(model: Any, path: Path) -> str:
@@ -221,7 +221,7 @@ def test_bad_tile_settings_are_validation_errors(x2: str) -> None:
         assert err.value.input == name
 
 
-# -- the missing extra ----------------------------------------------------------------------------
+# -- the missing extra ------------------------------------------------------------------------
 
 
 def test_missing_extra_is_marked_and_a_chain_error_with_the_pip_command(
@@ -261,7 +261,7 @@ def test_providers_prefer_accelerators(monkeypatch: pytest.MonkeyPatch) -> None:
     assert model_mod.providers() == ["AzureExecutionProvider", "CPUExecutionProvider"]
 
 
-# -- in a run: one shared session, controls between tiles ------------------------------------------
+# -- in a run: one shared session, controls between tiles -------------------------------------
 
 
 def upscale_chain(model: str, image: np.ndarray[Any, Any], tile: int) -> cl.Chain:
