@@ -118,7 +118,10 @@ class _Sessions:
                     self._sessions.move_to_end(key)
                     return session, self._infos[ident]
             session = _open(path, threads)
-            info = self._infos.get(ident) or _inspect(path, session)
+            with self._lock:
+                info = self._infos.get(ident)
+            if info is None:
+                info = _inspect(path, session)
             with self._lock:
                 self._sessions[key] = session
                 self._infos[ident] = info
