@@ -26,11 +26,16 @@ MANIFEST_NAME = ".chainlib-manifest.jsonl"
 
 
 def _stat(source: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(source)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
+    # A source may name a part of a file as FILE#PART (a video frame: "clip.mp4#frame=12"):
+    # the part's record is valid while FILE is unchanged.
+    for path in (source, source.rpartition("#")[0]):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            continue
+        if st is not None:
+            return st.st_size, st.st_mtime_ns
+    return None
 
 
 class Manifest:

@@ -37,6 +37,12 @@ class Context:
         """The id of the run executing this node."""
         return self._hooks.run_id
 
+    @property
+    def workers(self) -> int:
+        """How many items the run processes at once in this process (1 outside a run): a node
+        that uses threads of its own divides the cores by it."""
+        return max(1, int(getattr(self._hooks, "workers", 1) or 1))
+
     def checkpoint(self) -> None:
         """Block while paused; raise ``RunStopped`` if the run is stopping."""
         self._hooks.checkpoint()
