@@ -88,6 +88,12 @@ class JsonlLog:
                     fd, self._fd = self._fd, None
                     os.close(fd)
 
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def close(self) -> None:
         with self._lock:
             fd, self._fd = self._fd, None
