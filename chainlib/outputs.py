@@ -102,7 +102,9 @@ class OutputFolder:
         self.record = record  # False: a node called directly; nothing is ours, nothing recorded
         self._session = session
         self._lock = threading.Lock()
-        self._owned: dict[str, Owned] = {}
+        # Every identity recorded per path: a claim whose rename then failed must not hide the
+        # entry of the file actually there, so a file is ours if any entry matches it.
+        self._owned: dict[str, list[Owned]] = {}
         self._temps: set[str] = set()
         self._claims: dict[str, str] = {}  # target key -> who writes it in this run
         self._loaded_size: int | None = None
@@ -132,7 +134,7 @@ class OutputFolder:
 
     def _load(self) -> None:
         records, needs_newline = read_jsonl(self.path) if self.record else ([], False)
-        owned: dict[str, Owned] = {}
+        owned: dict[str, list[Owned]] = {}
         temps: set[str] = set()
         for rec in records:
             rel = rec.get("path")
@@ -142,7 +144,8 @@ class OutputFolder:
                 except (KeyError, TypeError, ValueError):
                     continue
                 source = rec.get("source")
-                owned[rel] = Owned(source if isinstance(source, str) else None, fid)
+                owned.setdefault(rel, []).append(
+                    Owned(source if isinstance(source, str) else None, fid))
             elif isinstance(rec.get("temp"), str):
                 temps.add(rec["temp"])
         with self._lock:
@@ -172,13 +175,17 @@ class OutputFolder:
                     if p.is_file() and not p.is_symlink():
                         p.unlink()
                         removed = True
-        live = {rel: own for rel, own in self._owned.items() if self._matches(rel, own)}
-        if removed or self._temps or len(live) < len(self._owned):
+        live: dict[str, list[Owned]] = {}
+        for rel, owns in self._owned.items():
+            match = next((o for o in reversed(owns) if self._matches(rel, o)), None)
+            if match is not None:
+                live[rel] = [match]
+        if removed or self._temps or sum(map(len, self._owned.values())) > len(live):
             self._rewrite(live)
 
-    def _rewrite(self, live: dict[str, Owned]) -> None:
+    def _rewrite(self, live: dict[str, list[Owned]]) -> None:
         new = self.path.with_name(OWNED_NAME + ".new")
-        lines = [self._entry(rel, own) for rel, own in sorted(live.items())]
+        lines = [self._entry(rel, own) for rel, owns in sorted(live.items()) for own in owns]
         try:
             with open(new, "w", encoding="ascii") as f:
                 f.writelines(json.dumps(rec) + "\n" for rec in lines)
@@ -219,8 +226,8 @@ class OutputFolder:
         self._refresh()
         rel = self._rel(_key(path))
         with self._lock:
-            own = self._owned.get(rel)
-        return own if own is not None and self._matches(rel, own) else None
+            owns = list(self._owned.get(rel, ()))
+        return next((o for o in reversed(owns) if self._matches(rel, o)), None)
 
     def is_ours(self, path: str) -> bool:
         """Whether ``path`` is a file chainlib wrote here and nobody changed since."""
@@ -286,7 +293,7 @@ class OutputFolder:
                 self._log.append(self._entry(rel, own))
             self._commit(tmp, key, target, replace=st is not None)
             with self._lock:
-                self._owned[rel] = own
+                self._owned.setdefault(rel, []).append(own)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

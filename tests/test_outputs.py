@@ -19,6 +19,7 @@ from chainlib.nodes.image import io as im
 from chainlib.outputs import (
     OWNED_NAME,
     TEMP_PATTERN,
+    OutputFolder,
     OutputRefused,
     OutputSession,
     write_output,
@@ -296,3 +297,23 @@ class _open:
 
     def __exit__(self, *exc: object) -> None:
         self.session.close()
+
+
+def test_a_failed_rename_does_not_disown_the_file_there(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    with _open(out) as s:
+        write(s, out, "a.bin", b"v1", source="/in/a")
+
+    def broken(tmp: str, key: str, target: str, *, replace: bool) -> None:
+        raise OSError(5, "I/O error")
+
+    with _open(out) as s:
+        monkeypatch.setattr(OutputFolder, "_commit", staticmethod(broken))
+        with pytest.raises(OSError, match="I/O error"):
+            write(s, out, "a.bin", b"v2", source="/in/a", resuming=True)
+        monkeypatch.undo()
+    with _open(out) as s:  # its claim is in the record, but the file there is still v1: ours
+        assert s.folder(str(out)).is_ours(str(out / "a.bin"))
+        write(s, out, "a.bin", b"v3", source="/in/a", resuming=True)
+    assert (out / "a.bin").read_bytes() == b"v3"
