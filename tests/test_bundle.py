@@ -46,16 +46,21 @@ def test_import_time_module_is_the_bundle_of_the_sources() -> None:
         assert f"// ---- {source} (" in ControlPanel._esm
 
 
-def test_wheel_carries_the_same_bundle_and_no_js_sources(tmp_path: Path) -> None:
+def test_wheel_carries_the_same_bundle_and_only_the_served_pages_js(tmp_path: Path) -> None:
     builder = pytest.importorskip("hatchling.builders.wheel").WheelBuilder(str(ROOT))
     wheel = Path(next(builder.build(directory=str(tmp_path), versions=["standard"])))
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         built = zf.read("chainlib/_widget/panel.js").decode()
         css = zf.read("chainlib/_widget/panel.css").decode()
+        web = {n: zf.read(n).decode() for n in names if n.startswith("chainlib/_widget/web/")}
     assert built == bundle(ENTRY)
     assert css == (ROOT / "widget" / "panel.css").read_text()
-    assert [n for n in names if n.endswith((".js", ".mjs"))] == ["chainlib/_widget/panel.js"]
+    assert sorted(n for n in names if n.endswith((".js", ".mjs"))) == [
+        "chainlib/_widget/panel.js", "chainlib/_widget/web/main.js",
+        "chainlib/_widget/web/model.js"]
+    for name, text in web.items():  # the control server's page (chainlib.serve), as they are
+        assert text == (ROOT / "widget" / name.removeprefix("chainlib/_widget/")).read_text()
     # and an installed wheel loads that file as it is
     assert front_end_module(_extract(wheel, tmp_path)) == built
 
