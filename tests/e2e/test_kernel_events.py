@@ -74,7 +74,9 @@ def test_kernel_restart_mid_run(notebook: Any, lab: Any) -> None:
     nb.page.evaluate(RECORD_STATES)
     started = time.monotonic()
     http_json(lab, "POST", f"/api/kernels/{session['kernel']['id']}/restart", timeout=30)
-    assert nb.panels().count() == 1, "the panel must stay on the page to say what happened"
+    # If the kernel closes the panel's comm as it shuts down, ipywidgets removes every view at
+    # once and nothing can tell the user what happened (see widget/README.md).
+    assert nb.panels().count() == 1, "the panel vanished: the kernel closed its comm at shutdown"
     v = nb.wait_view(lambda v: v["state"] == "ended", max(0.1, started + 2 - time.monotonic()),
                      "the panel to say the kernel is gone within 2 s of the restart")
     print(f"ended {time.monotonic() - started:.2f} s after the restart request: {v['notice']!r}")
