@@ -284,6 +284,8 @@ VIEW_JS = """(el) => {
     connection: txt("connection"), title: txt("title"),
     error: q("error") && !q("error").hidden ? q("error").textContent : null,
     play: btn("play"), pause: btn("pause"), stop: btn("stop"),
+    rate_shown: !!q("rate") && !q("rate").hidden, eta_shown: !!q("eta") && !q("eta").hidden,
+    running_rows: el.querySelectorAll('tr[data-running]').length, not_run: txt("not-run"),
   };
 }"""
 
