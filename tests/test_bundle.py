@@ -157,3 +157,17 @@ def test_script_writes_the_same_bundle(tmp_path: Path) -> None:
     subprocess.run(["python3", str(ROOT / "chainlib" / "_bundle.py"), str(ENTRY), "-o", str(out)],
                    check=True, timeout=60)
     assert out.read_text() == bundle(ENTRY)
+
+
+def test_no_notebook_stores_a_copy_of_the_front_end() -> None:
+    """Saved widget state embeds the panel's whole `_esm`: a second, stale copy of the front end.
+
+    Clear it before committing a notebook (JupyterLab: Settings → Save Widget State Automatically
+    off, or delete ``metadata.widgets``)."""
+    notebooks = [p for folder in ("notebooks", "docs", "examples")
+                 for p in sorted((ROOT / folder).rglob("*.ipynb"))
+                 if ".ipynb_checkpoints" not in p.parts]
+    assert notebooks, "the example notebooks were not found"
+    stored = [str(p.relative_to(ROOT)) for p in notebooks
+              if "widgets" in json.loads(p.read_text()).get("metadata", {})]
+    assert stored == [], f"notebooks with saved widget state (remove metadata.widgets): {stored}"
