@@ -4,13 +4,16 @@
   runtime, data and config folders (the server's default IOPub rate limits are kept, so a
   regression shows as "IOPub message rate exceeded" in ``lab.log_path``). Torn down by killing its
   process group.
+- ``nb7`` / ``voila_server`` (module): Notebook 7 (``jupyter notebook``, default kernel settings)
+  and Voilà, started the same way (loopback, free port, test token, default limits); their
+  ``nb7_notebook`` / ``voila_notebook`` factories open a test notebook as ``notebook`` does.
 - ``browser`` (session): Debian's ``/usr/bin/chromium`` driven by the Playwright package (sync API).
 - ``page`` (per test): a fresh browser context + page; any JavaScript dialog (alert / confirm /
   prompt) fails the test.
 - ``notebook`` (per test): a factory that writes a test notebook (see :mod:`helpers`), opens it in
   JupyterLab, waits for its kernel, runs all cells and returns a :class:`helpers.NotebookSession`.
 
-Everything here is skipped when Chromium or JupyterLab is missing.
+Everything here is skipped when Chromium or the server it needs is missing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +33,16 @@ from typing import Any
 
 import pytest
 
-from .helpers import TOKEN, LabServer, NotebookSession, build_notebook, http_json
+from .helpers import (
+    TOKEN,
+    LabServer,
+    Notebook7Session,
+    NotebookSession,
+    VoilaSession,
+    build_notebook,
+    http_json,
+    write_notebook,
+)
 
 CHROMIUM = os.environ.get("CHAINLIB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -289,3 +300,34 @@ def notebook(lab: LabServer, page: Any, tmp_path: Path) -> Iterator[Callable[...
     for s in sessions:
         s.shutdown()
     settings_file.write_text(original)
+
+
+def _sessions(server: LabServer, page: Any, tmp_path: Path,
+              kind: type[NotebookSession]) -> Iterator[Callable[..., NotebookSession]]:
+    sessions: list[NotebookSession] = []
+
+    def open_notebook(name: str, **options: Any) -> NotebookSession:
+        path, status_file = write_notebook(server, tmp_path, name, **options)
+        session = kind(server, page, path, status_file, tmp_path)
+        sessions.append(session)
+        session.open()
+        session.run_all()
+        return session
+
+    yield open_notebook
+    for s in sessions:
+        s.shutdown()
+
+
+@pytest.fixture
+def nb7_notebook(nb7: LabServer, page: Any,
+                 tmp_path: Path) -> Iterator[Callable[..., NotebookSession]]:
+    """Like ``notebook``, in Notebook 7 (its default kernel settings)."""
+    yield from _sessions(nb7, page, tmp_path, Notebook7Session)
+
+
+@pytest.fixture
+def voila_notebook(voila_server: LabServer, page: Any,
+                   tmp_path: Path) -> Iterator[Callable[..., NotebookSession]]:
+    """Like ``notebook``, rendered as a Voilà dashboard (every cell runs as the page loads)."""
+    yield from _sessions(voila_server, page, tmp_path, VoilaSession)

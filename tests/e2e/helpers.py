@@ -377,3 +377,28 @@ class VoilaSession(NotebookSession):
 
     def shutdown(self) -> None:
         self.page.close()
+
+
+def play_pause_resume_stop(nb: NotebookSession) -> list[str]:
+    """The basics, clicked by role and name: Play, Pause, Resume, Stop, each agreed by the view
+    and the kernel (with the same counts once the run does not move). Returns the timings."""
+    figures: list[str] = []
+
+    def step(button: str, state: str, timeout: float = 5) -> dict[str, Any]:
+        clicked = nb.press(button)
+        v, t = nb.wait_settled(state, timeout)
+        figures.append(f"{button}->{state} {time.monotonic() - clicked:.2f} s")
+        assert_agrees(v, t, counts=state != "running")
+        return t
+
+    nb.wait_settled("idle", 15)
+    step("Play", "running")
+    wait_until(lambda: int(nb.view()["done"]) >= 10, 10, "progress in the panel")
+    paused = step("Pause", "paused")
+    time.sleep(0.5)  # paused means paused
+    assert nb.truth()["done"] == paused["done"] and nb.view()["done"] == str(paused["done"])
+    step("Resume", "running")
+    wait_until(lambda: nb.truth()["done"] > paused["done"], 5, "the run to move again")
+    t = step("Stop", "stopped")
+    assert 0 < t["done"] < t["total"], t
+    return figures
