@@ -33,11 +33,12 @@ DECOYS = ["chainlib-demo-out/gradient.png", "demo-out/01-quickstart.html", "scra
           "chainlib/__pycache__/stale.cpython-311.pyc", "widget/node_modules/x/index.js"]
 
 
-def run(*args: str | Path, timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)  # type: ignore[call-overload]
+def run(*args: str | Path, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env=env)
     assert proc.returncode == 0, f"{args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc  # type: ignore[no-any-return]
+    return proc
 
 
 @pytest.fixture(scope="module")
