@@ -9,6 +9,7 @@ comes from a run (node ids, item labels, error messages, file names) is escaped 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
 
 from .status import Status
@@ -118,8 +119,11 @@ def _error(st: Status) -> str:
     return "".join(parts)
 
 
-def status_html(st: Status, *, title: str | None = None, dashboard: str | None = None) -> str:
-    """An HTML card for one snapshot: state, counts, rate, ETA, nodes, last error."""
+def status_html(
+    st: Status, *, title: str | None = None, dashboard: str | None = None,
+    hints: Sequence[str] = (),
+) -> str:
+    """An HTML card for one snapshot: state, counts, rate, ETA, nodes, last error, hints."""
     colour = STATE_COLOURS.get(st.state, "#6b7280")
     total = "?" if st.total is None else str(st.total)
     counts = f"{st.done} of {total} done"
@@ -147,6 +151,7 @@ def status_html(st: Status, *, title: str | None = None, dashboard: str | None =
         lines.append(f'<div>Dask dashboard: <a href="{_e(link)}" target="_blank" '
                      f'rel="noopener">{_e(link)}</a></div>')
     lines.append(_error(st))
+    lines.extend(f'<div style="color:#92400e">hint: {_e(h)}</div>' for h in hints)
     lines.append(_nodes_table(st))
     lines.append("</div>")
     return "".join(lines)
