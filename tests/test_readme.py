@@ -36,7 +36,7 @@ def test_tour_snippet_runs_twice_in_a_row(tmp_path: Path) -> None:
         n = len(samples.names())
         assert f"completed {n} 0 {n}" in proc.stdout, f"run {attempt}: {proc.stdout}"
         assert re.search(r"contact sheet: \(\d+, \d+, [34]\)", proc.stdout)
-        assert "failed:" not in proc.stdout
+        assert "failed:" not in proc.stderr and "Traceback" not in proc.stderr
         written = sorted(p.relative_to(tmp_path / "out").as_posix()
                          for p in (tmp_path / "out").rglob("*.png"))
         assert len(written) == n and "more/checker.png" in written
