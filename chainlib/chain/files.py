@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChainError
-from .model import Chain, NodeInstance, OutputRef
+from .graph import Graph, NodeInstance, OutputRef, check_node_id
 
 FORMAT = "chainlib.chain"
 VERSION = 1
 
 
-def chain_to_dict(chain: Chain) -> dict[str, Any]:
+def chain_to_dict(chain: Graph) -> dict[str, Any]:
     nodes = []
     for nid, inst in chain.nodes.items():
         inputs: dict[str, Any] = {}
@@ -67,7 +67,8 @@ def _check_json(value: Any, *, node: str, input: str) -> None:
     )
 
 
-def chain_from_dict(data: Any, *, source: str = "<dict>") -> Chain:
+def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInstance]]:
+    """A chain file's content as ``(name, nodes)``; errors name the JSON path."""
     def fail(where: str, message: str, **kw: Any) -> ChainError:
         return ChainError(message, where=f"{source}:{where}", **kw)
 
@@ -86,7 +87,7 @@ def chain_from_dict(data: Any, *, source: str = "<dict>") -> Chain:
     nodes = data.get("nodes")
     if not isinstance(nodes, list):
         raise fail("$.nodes", "expected a list of nodes")
-    chain = Chain(name)
+    parsed_nodes: dict[str, NodeInstance] = {}
     for i, raw in enumerate(nodes):
         where = f"$.nodes[{i}]"
         if not isinstance(raw, Mapping):
@@ -98,7 +99,7 @@ def chain_from_dict(data: Any, *, source: str = "<dict>") -> Chain:
             raise fail(f"{where}.type", "expected a node type id string", node=nid)
         if not isinstance(inputs, Mapping):
             raise fail(f"{where}.inputs", "expected an object of inputs", node=nid)
-        if nid in chain.nodes:
+        if nid in parsed_nodes:
             raise fail(f"{where}.id", "duplicate node id", node=nid)
         parsed: dict[str, Any] = {}
         for key, spec in inputs.items():
@@ -116,14 +117,14 @@ def chain_from_dict(data: Any, *, source: str = "<dict>") -> Chain:
                            node=nid, input=key)
             parsed[key] = OutputRef(link["node"], link.get("output"))
         try:
-            chain.add(ntype, id=nid)
+            check_node_id(nid)
         except ChainError as exc:
             raise fail(f"{where}.id", exc.message, node=nid) from None
-        chain.nodes[nid] = NodeInstance(nid, ntype, parsed)
-    return chain
+        parsed_nodes[nid] = NodeInstance(nid, ntype, parsed)
+    return name, parsed_nodes
 
 
-def save(chain: Chain, path: str | Path) -> None:
+def save(chain: Graph, path: str | Path) -> None:
     text = json.dumps(chain_to_dict(chain), indent=2) + "\n"
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
@@ -136,7 +137,8 @@ def save(chain: Chain, path: str | Path) -> None:
         raise
 
 
-def load(path: str | Path) -> Chain:
+def load(path: str | Path) -> tuple[str, dict[str, NodeInstance]]:
+    """Read a chain file as ``(name, nodes)``; errors name the file and JSON path."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -145,20 +147,21 @@ def load(path: str | Path) -> Chain:
     except UnicodeDecodeError as exc:
         raise ChainError(f"chain file is not UTF-8 text ({exc.reason})", where=str(p)) from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise ChainError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                          where=str(p)) from None
     except ValueError as exc:  # NaN / Infinity: not JSON, and never written by save()
         raise ChainError(f"invalid JSON: {exc}", where=str(p)) from None
-    return chain_from_dict(data, source=str(p))
+    return parse(data, source=str(p))
 
 
-def _reject_constant(name: str) -> Any:
+def reject_constant(name: str) -> Any:
+    """``parse_constant`` for ``json.loads``: NaN and Infinity are not JSON (and never saved)."""
     raise ValueError(f"{name} is not a JSON number")
 
 
-def fingerprint(chain: Chain) -> str:
+def fingerprint(chain: Graph) -> str:
     d = chain_to_dict(chain)
     d.pop("name", None)
     blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()

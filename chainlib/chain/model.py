@@ -4,62 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..api.registry import NodeSpec, get, spec_of
+from ..api.registry import spec_of
 from ..errors import ChainError
+from . import files
+from .graph import NodeHandle, NodeInstance, OutputRef, check_node_id
+from .validate import compile_chain
 
-
-@dataclass(frozen=True, slots=True)
-class OutputRef:
-    """A link: output ``output`` of node instance ``node`` (``None`` means its single output)."""
-
-    node: str
-    output: str | None = None
-
-    def __str__(self) -> str:
-        return self.node if self.output is None else f"{self.node}.{self.output}"
-
-
-@dataclass
-class NodeInstance:
-    """One node in a chain: an instance id, a node type id, and its inputs (constants or links)."""
-
-    id: str
-    type: str
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def spec(self) -> NodeSpec | None:
-        return get(self.type)
-
-    def links(self) -> Iterator[tuple[str, OutputRef]]:
-        for name, value in self.inputs.items():
-            if isinstance(value, OutputRef):
-                yield name, value
-
-
-class NodeHandle:
-    """What ``Chain.add`` returns: use ``handle["output"]`` (or the handle itself for a node with
-    one output) as another node's input."""
-
-    __slots__ = ("id", "type")
-
-    def __init__(self, node_id: str, node_type: str) -> None:
-        self.id = node_id
-        self.type = node_type
-
-    def __getitem__(self, output: str) -> OutputRef:
-        return OutputRef(self.id, output)
-
-    def __repr__(self) -> str:
-        return f"<NodeHandle {self.id} ({self.type})>"
-
-
-_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+__all__ = ["Chain", "NodeHandle", "NodeInstance", "OutputRef"]
 
 
 class Chain:
@@ -85,8 +40,7 @@ class Chain:
             assert spec is not None
             node_type = spec.id
         node_id = id or self._fresh_id(node_type)
-        if not _ID_RE.match(node_id):
-            raise ChainError("invalid node id (letters, digits, _ and - only)", node=node_id)
+        check_node_id(node_id)
         if node_id in self.nodes:
             raise ChainError("duplicate node id", node=node_id)
         self.nodes[node_id] = NodeInstance(
@@ -119,39 +73,33 @@ class Chain:
 
     def validate(self) -> None:
         """Check the whole chain; raise :class:`ChainError` naming the node and input at fault."""
-        from .validate import compile_chain
-
         compile_chain(self)
 
     def fingerprint(self) -> str:
         """A stable hash of the chain's structure and constants (used by resumable runs)."""
-        from .files import fingerprint
-
-        return fingerprint(self)
+        return files.fingerprint(self)
 
     def to_dict(self) -> dict[str, Any]:
-        from .files import chain_to_dict
-
-        return chain_to_dict(self)
+        return files.chain_to_dict(self)
 
     def save(self, path: str | Path) -> None:
         """Write the chain as a versioned JSON chain file."""
-        from .files import save
-
-        save(self, path)
+        files.save(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Chain:
         """Read a JSON chain file; errors name the JSON path, node and input at fault."""
-        from .files import load
-
-        return load(path)
+        return cls._build(*files.load(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Chain:
-        from .files import chain_from_dict
+        return cls._build(*files.parse(data, source=source))
 
-        return chain_from_dict(data, source=source)
+    @classmethod
+    def _build(cls, name: str, nodes: dict[str, NodeInstance]) -> Chain:
+        chain = cls(name)
+        chain.nodes.update(nodes)
+        return chain
 
     def __repr__(self) -> str:
         return f"<Chain {self.name!r} with {len(self.nodes)} nodes>"

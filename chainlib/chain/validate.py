@@ -8,14 +8,14 @@ iterator.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..api.registry import NodeSpec, get
 from ..api.types import accepts_value, connectable, type_name
 from ..errors import ChainError
-from .model import Chain, OutputRef
+from .graph import Graph, OutputRef
 
 Phase = Literal["pre", "item", "post"]
 
@@ -54,7 +54,8 @@ class Plan:
     post: tuple[Step, ...]  # after collectors, in topological order, collectors excluded
 
 
-def compile_chain(chain: Chain) -> Plan:
+def compile_chain(chain: Graph) -> Plan:
+    """Validate ``chain`` into its execution plan; raise :class:`ChainError` naming the node."""
     specs: dict[str, NodeSpec] = {}
     for nid, inst in chain.nodes.items():
         spec = get(inst.type)
@@ -125,8 +126,21 @@ def compile_chain(chain: Chain) -> Plan:
     )
 
 
+def output_folders(steps: Iterable[Step]) -> list[str]:
+    """The constant ``folder`` inputs of those ``steps`` that write files, in order, each once.
+
+    The one definition of "where a chain writes" (the runner's manifest folder, the CLI summary).
+    """
+    folders: list[str] = []
+    for step in steps:
+        folder = step.constants.get("folder")
+        if step.spec.writes_files and isinstance(folder, str) and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
 def _resolve_link(
-    nid: str, name: str, ref: OutputRef, chain: Chain, specs: Mapping[str, NodeSpec]
+    nid: str, name: str, ref: OutputRef, chain: Graph, specs: Mapping[str, NodeSpec]
 ) -> Link:
     if ref.node not in chain.nodes:
         raise ChainError(f"linked to unknown node {ref.node!r}", node=nid, input=name)
@@ -146,7 +160,7 @@ def _resolve_link(
     return Link(ref.node, ref.output)
 
 
-def _toposort(chain: Chain, links: Mapping[str, Mapping[str, Link]]) -> list[str]:
+def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str]:
     indegree = {nid: 0 for nid in chain.nodes}
     users: dict[str, list[str]] = {nid: [] for nid in chain.nodes}
     for nid, ls in links.items():

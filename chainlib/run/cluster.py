@@ -26,17 +26,25 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..api.context import Context
-from ..chain.validate import Step
 from ..errors import RunStopped
-
-if TYPE_CHECKING:
-    from .runner import Runner, _ItemFeed
+from .seam import (
+    ItemHost,
+    ItemWork,
+    Key,
+    NodeFailed,
+    Outcome,
+    Taken,
+    error_message,
+    error_traceback,
+    execute_item,
+    resolve_lazy,
+    store_outputs,
+)
 
 log = logging.getLogger("chainlib")
 
@@ -45,8 +53,6 @@ TARGET_TASK_S = 0.5
 MAX_BATCH = 64
 PREVIEW_PX = 160
 
-Key = tuple[str, str]
-
 
 @dataclass(frozen=True)
 class ItemPayload:
@@ -54,28 +60,7 @@ class ItemPayload:
 
     prefix: str
     run_id: str
-    iterator: Step
-    steps: tuple[Step, ...]
-    pre_values: Mapping[Key, Any]
-    collect_keys: tuple[tuple[str, Key], ...]
-    writer_keys: tuple[Key, ...]
-    preview_keys: tuple[Key, ...]
-    stop_on_error: bool
-
-
-@dataclass
-class Outcome:
-    """How one item went on the cluster."""
-
-    index: int
-    status: Literal["done", "failed", "stopped"]
-    seconds: dict[str, float] = field(default_factory=dict)
-    collected: dict[str, Any] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-    preview: dict[Key, Any] = field(default_factory=dict)
-    node: str = ""
-    message: str = ""
-    traceback: str = ""
+    work: ItemWork
 
 
 class _Flags:
@@ -142,6 +127,8 @@ class _RemoteControl:
         self._notices_name = payload.prefix + "-notices"
         self._notices: Any = None  # created on the first park: each creation is an RPC
         self._batch = batch_id
+        self.outcome: Outcome | None = None
+        """The outcome of the item being executed (its nodes' times go there)."""
 
     def close(self) -> None:
         self._flags.release()
@@ -172,6 +159,15 @@ class _RemoteControl:
 
     def progress(self, node: str, fraction: float) -> None:
         return None  # per-node progress stays on the worker; items report when they finish
+
+    # NodeHooks for execute_item: a checkpoint before each node; its time goes to the outcome
+    def begin_node(self, node: str, item: int | None, label: str | None) -> None:
+        self.checkpoint()
+
+    def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
+                 error: BaseException | None) -> None:
+        if error is None and self.outcome is not None:
+            self.outcome.seconds[node] = seconds
 
 
 @dataclass(frozen=True)
@@ -223,47 +219,41 @@ def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
 
 def _run_items(payload: ItemPayload, control: _RemoteControl,
                items: list[tuple[int, str | None, Any]]) -> list[Outcome]:
-    from .runner import error_message, error_traceback, resolve_lazy, store_outputs
-
+    work = payload.work
     outcomes: list[Outcome] = []
     stopped = False
-    for index, _label, value in items:
+    for index, label, value in items:
         if stopped:
             outcomes.append(Outcome(index, "stopped"))
             continue
-        out = Outcome(index, "done")
-        values: dict[Key, Any] = dict(payload.pre_values)
-        node = payload.iterator.id
+        out = control.outcome = Outcome(index, "done")
+        values: dict[Key, Any] = dict(work.pre_values)
         try:
-            control.checkpoint()
-            t0 = time.perf_counter()
-            store_outputs(payload.iterator, resolve_lazy(value), values)
-            out.seconds[node] = time.perf_counter() - t0
-            for step in payload.steps:
-                node = step.id
-                control.checkpoint()
-                kwargs = dict(step.constants)
-                for name, key in step.link_keys:
-                    kwargs[name] = values[key]
-                if step.spec.wants_ctx:
-                    kwargs["ctx"] = Context(control, step.id, index, True)
-                t0 = time.perf_counter()
-                store_outputs(step, step.spec.fn(**kwargs), values)
-                out.seconds[node] = time.perf_counter() - t0
+            control.begin_node(work.iterator.id, index, label)
+            started = time.perf_counter()
+            try:
+                store_outputs(work.iterator, resolve_lazy(value), values)
+            except Exception as exc:
+                raise NodeFailed(work.iterator.id, exc, index, label) from exc
+            control.end_node(work.iterator.id, index, label, time.perf_counter() - started, None)
+            result = execute_item(work, index, label, values, control, True)
         except RunStopped:
             outcomes.append(Outcome(index, "stopped", out.seconds))
             stopped = True
             continue
-        except Exception as exc:
-            out.status, out.node = "failed", node
-            out.message, out.traceback = error_message(exc), error_traceback(exc)
+        except NodeFailed as failed:
+            if not isinstance(failed.exc, Exception):  # KeyboardInterrupt, SystemExit: not ours
+                raise failed.exc from None
+            out.status, out.node = "failed", failed.node
+            out.message, out.traceback = error_message(failed.exc), error_traceback(failed.exc)
             outcomes.append(out)
-            stopped = payload.stop_on_error
+            stopped = work.stop_on_error
             continue
-        out.collected = {cid: values[key] for cid, key in payload.collect_keys}
-        out.outputs = [str(values[key]) for key in payload.writer_keys]
-        out.preview = _preview(values, payload.preview_keys)
+        out.collected = result.collected
+        out.outputs = result.outputs
+        out.preview = _preview(values, work.preview_keys)
         outcomes.append(out)
+    control.outcome = None
     return outcomes
 
 
@@ -276,20 +266,31 @@ def _preview(values: Mapping[Key, Any], keys: tuple[Key, ...]) -> dict[Key, Any]
     return {}
 
 
-class ClusterItems:
-    """The local side: dispatches batches of items to the cluster and keeps the controls in sync.
+class ClusterExecutor:
+    """The Dask executor (see :mod:`.seam`): runs each batch of items as a task on ``client``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def run(self, host: ItemHost, work: ItemWork) -> None:
+        _ClusterRun(host, self.client, work).run()
+
+
+class _ClusterRun:
+    """The local side of one run: dispatches batches of items to the cluster and keeps the
+    controls in sync.
 
     One dispatcher thread per worker thread of the cluster, each with at most one task in flight
     (so a pause never leaves a queued task behind a parked one).
     """
 
-    def __init__(self, runner: Runner, client: Any, payload_args: dict[str, Any]) -> None:
+    def __init__(self, host: ItemHost, client: Any, work: ItemWork) -> None:
         from distributed import Event, Queue
 
-        self.runner = runner
+        self.host = host
         self.client = client
-        prefix = f"chainlib-{runner.run_id}"
-        self.payload = ItemPayload(prefix=prefix, run_id=runner.run_id, **payload_args)
+        prefix = f"chainlib-{host.run_id}"
+        self.payload = ItemPayload(prefix=prefix, run_id=host.run_id, work=work)
         self.go = Event(prefix + "-go", client=client)
         self.stop = Event(prefix + "-stop", client=client)
         self.notices = Queue(prefix + "-notices", client=client)
@@ -299,7 +300,7 @@ class ClusterItems:
         self._done = threading.Event()
         self._size_lock = threading.Lock()
 
-    def run(self, it: Step, feed: _ItemFeed) -> None:
+    def run(self) -> None:
         """Dispatch every item; return when none is in flight anywhere."""
         self.go.set()
         threads = [
@@ -314,7 +315,7 @@ class ClusterItems:
             packed = PackedPayload.pack(self.payload)
             nthreads = self._dispatchers = max(1, sum(self.client.nthreads().values()))
             dispatchers = [
-                threading.Thread(target=self._dispatch, args=(it, feed, packed),
+                threading.Thread(target=self._dispatch, args=(packed,),
                                  name=f"chainlib-dispatch-{i}", daemon=True)
                 for i in range(nthreads)
             ]
@@ -336,45 +337,45 @@ class ClusterItems:
                 except Exception:  # the cluster may be gone; nothing left to tell it
                     log.debug("could not clear %s", event.name, exc_info=True)
 
-    def _dispatch(self, it: Step, feed: _ItemFeed, packed: PackedPayload) -> None:
-        runner = self.runner
+    def _dispatch(self, packed: PackedPayload) -> None:
+        host = self.host
         while True:
-            batch: list[tuple[int, str | None, str | None, Any]] = []
+            batch: list[Taken] = []
             try:
                 with self._size_lock:
                     size = self.batch_size
-                total = runner._total
-                if total is not None:  # near the end, smaller batches keep every worker busy
-                    left = total - feed.count
+                left = host.items_left()
+                if left is not None:  # near the end, smaller batches keep every worker busy
                     size = max(1, min(size, -(-left // (2 * self._dispatchers))))
                 while len(batch) < size:
-                    got = runner._next_item(it, feed, resolve=False)
+                    got = host.next_item(resolve=False)
                     if got is None:
                         break
                     batch.append(got)
-                    if runner._gate_closed:
+                    if host.gate_closed():
                         break
                 if not batch:
                     return
                 bid = next(self._ids)
-                runner._begin_remote(bid, len(batch))
+                host.begin_batch(bid, len(batch))
             except RunStopped:
                 return
             started = time.monotonic()
             try:
                 outcomes = self._await(self.client.submit(
-                    run_batch, packed, bid, [(i, lb, v) for i, lb, _, v in batch],
+                    run_batch, packed, bid, [(t.index, t.label, t.values) for t in batch],
                     key=f"{self.payload.prefix}-batch-{bid}", pure=False,
                 ))
             except Exception as exc:
-                runner._end_remote(bid, [], {})
-                runner._cluster_lost(exc)
+                host.end_batch(bid, [], {})
+                address = getattr(getattr(self.client, "scheduler", None), "address", None)
+                host.fail_run(f"lost the Dask cluster (scheduler {address or '?'}): "
+                              f"{error_message(exc)}", exc)
                 return
             per_item = (time.monotonic() - started) / len(batch)
             with self._size_lock:
                 self.batch_size = max(1, min(MAX_BATCH, int(TARGET_TASK_S / max(per_item, 1e-6))))
-            sources = {i: (lb, src) for i, lb, src, _ in batch}
-            if not runner._end_remote(bid, outcomes, sources):
+            if not host.end_batch(bid, outcomes, {t.index: t for t in batch}):
                 return
 
     def _await(self, future: Any) -> list[Outcome]:
@@ -386,7 +387,7 @@ class ClusterItems:
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
         while not done.wait(0.1):
-            if self.runner._halting() and future.status == "pending" and not self._started(
+            if self.host.halting() and future.status == "pending" and not self._started(
                     future):
                 future.cancel()
                 return []
@@ -403,12 +404,12 @@ class ClusterItems:
     def _sync_controls(self) -> None:
         """Mirror the run's state onto the cluster-visible flags (off the commands' path)."""
         changed = threading.Event()
-        unwatch = self.runner.watch(changed)
+        unwatch = self.host.watch(changed)
         go = stop = None
         try:
             while not self._done.is_set():
-                want_stop = self.runner._halting()
-                want_go = self.runner.status().state == "running" and not want_stop
+                want_stop = self.host.halting()
+                want_go = self.host.running()
                 try:
                     if want_stop != stop:
                         (self.stop.set if want_stop else self.stop.clear)()
@@ -435,7 +436,7 @@ class ClusterItems:
                 continue
             if kind == "done":
                 return
-            self.runner._remote_parked(int(bid), kind == "parked")
+            self.host.batch_parked(int(bid), kind == "parked")
 
 
 def connect(address: str) -> Any:

@@ -123,3 +123,31 @@ class Subscription:
                 with self._cv:
                     self._busy = False
                     self._cv.notify_all()
+
+
+class Fanout:
+    """Who hears about changes: subscriptions (every event) and watcher flags (a wake-up).
+
+    No lock of its own: its owner (:class:`~chainlib.run.control.Control`) guards it with the run's
+    lock, and publishes every change to it while holding that lock.
+    """
+
+    __slots__ = ("subscribers", "watchers")
+
+    def __init__(self) -> None:
+        self.subscribers: list[Subscription] = []
+        self.watchers: list[threading.Event] = []
+
+    def add_subscriber(self, sub: Subscription) -> None:
+        self.subscribers.append(sub)
+
+    def remove_subscriber(self, sub: Subscription) -> None:
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+
+    def add_watcher(self, flag: threading.Event) -> None:
+        self.watchers.append(flag)
+
+    def remove_watcher(self, flag: threading.Event) -> None:
+        if flag in self.watchers:
+            self.watchers.remove(flag)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from traitlets import Dict, Float, HasTraits, Int, List, Unicode
 
-if TYPE_CHECKING:
-    from .runner import Runner
-    from .status import Status
+from .status import Status
+
+
+class Observed(Protocol):
+    """What the mirror needs of a :class:`~chainlib.Runner`."""
+
+    def status(self) -> Status: ...
+
+    def watch(self, flag: threading.Event) -> Callable[[], None]: ...
 
 
 class RunStateMirror(HasTraits):
@@ -33,7 +40,7 @@ class RunStateMirror(HasTraits):
     current = List(Unicode())
     error = Dict(None, allow_none=True)
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Observed) -> None:
         super().__init__()
         self._changed = threading.Event()
         self._apply(runner.status())
@@ -44,7 +51,7 @@ class RunStateMirror(HasTraits):
         )
         self._thread.start()
 
-    def _follow(self, ref: weakref.ref[Runner]) -> None:
+    def _follow(self, ref: weakref.ref[Observed]) -> None:
         while True:
             self._changed.wait(1.0)
             runner = ref()

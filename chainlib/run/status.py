@@ -1,23 +1,33 @@
 """Immutable status snapshots: the single source of truth about a run.
 
 ``seq`` increases by one on every change of a runner's state, across all its runs; two snapshots
-with the same ``run_id`` and ``seq`` are identical.
+with the same ``run_id`` and ``seq`` are identical (``taken_at`` included: a snapshot is built once
+per change and handed out again until the next change).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
-RunState = Literal[
-    "idle", "running", "pausing", "paused", "stopping", "stopped", "completed", "failed"
+from .states import ACTIVE_STATES, FINISHED_STATES, RUN_STATES, RunState
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINISHED_STATES",
+    "RUN_STATES",
+    "STATES",
+    "Ack",
+    "ErrorInfo",
+    "Failure",
+    "NodeStatus",
+    "RunState",
+    "Status",
+    "StatusDict",
 ]
-STATES: tuple[RunState, ...] = (
-    "idle", "running", "pausing", "paused", "stopping", "stopped", "completed", "failed"
-)
-ACTIVE_STATES: frozenset[str] = frozenset({"running", "pausing", "paused", "stopping"})
-FINISHED_STATES: frozenset[str] = frozenset({"stopped", "completed", "failed"})
+
+STATES = RUN_STATES  # the older name, kept for existing imports
 
 NodeState = Literal["pending", "running", "done", "failed"]
 
@@ -59,6 +69,8 @@ class StatusDict(TypedDict):
     failures: list[FailureDict]
     started_at: float | None
     taken_at: float
+    reason: str | None
+    epoch: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +139,11 @@ class Status:
     batch); ``failed`` counts failed items; ``total - done - failed`` have not run (yet).
     ``current`` names the nodes executing now (while ``stopping``/``pausing``: the ones waited
     for). ``eta`` and ``rate`` exclude paused time.
+
+    ``reason`` says why the run ended or is ending: the reason given to ``stop()`` ("stopped by
+    user" by default) while ``stopping`` and once ``stopped``, an error summary once ``failed``,
+    None otherwise. ``epoch`` identifies the :class:`~chainlib.Runner` (unique per instance): a
+    consumer that sees it change is following a different runner, whose ``seq`` starts afresh.
     """
 
     run_id: str
@@ -145,6 +162,8 @@ class Status:
     failures: tuple[Failure, ...]
     started_at: float | None
     taken_at: float
+    reason: str | None = None
+    epoch: str = ""
 
     @property
     def remaining(self) -> int | None:
@@ -179,9 +198,32 @@ class Status:
             "failures": [f.to_dict() for f in failures],
             "started_at": self.started_at,
             "taken_at": self.taken_at,
+            "reason": self.reason,
+            "epoch": self.epoch,
         }
 
     def __str__(self) -> str:
         total = "?" if self.total is None else str(self.total)
         return (f"<Status {self.run_id} #{self.seq} {self.state} {self.done}/{total} "
                 f"failed={self.failed}>")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The answer to a control command: accepted or not, why, and the status right after it."""
+
+    command: str
+    accepted: bool
+    reason: str
+    status: Status
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "status": self.status.to_dict(),
+        }

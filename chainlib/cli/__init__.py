@@ -1,0 +1,153 @@
+"""The ``chainlib`` command line (also ``python -m chainlib``).
+
+```
+chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume]
+                        [--on-error skip|stop] [--import MODULE ...] [--cluster ADDRESS]
+chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...]
+chainlib nodes [PATTERN] [--json] [--import MODULE ...]
+chainlib demo [--out DIR] [--workers N]
+```
+
+``run`` shows a progress bar on stderr and prints a summary on stdout. Ctrl-C asks the run to stop
+after the items in flight (already written outputs stay complete; ``--resume`` finishes the rest);
+a second Ctrl-C quits at once.
+
+Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invalid chain or
+arguments, 130 stopped by the user.
+
+Modules: :mod:`.commands` (the commands), :mod:`.progress` (running with a progress bar, Ctrl-C,
+the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import ChainError
+from .commands import cmd_demo, cmd_nodes, cmd_run, cmd_validate, default_workers, positive_int
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err
+from .overrides import apply_overrides, parse_override, parse_value
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "apply_overrides",
+    "main",
+    "parse_override",
+    "parse_value",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chainlib",
+        description="Run image-processing node chains (JSON chain files) with progress, "
+        "graceful Ctrl-C and resumable batches.",
+        epilog="Exit codes: 0 all done, 1 some items failed, 2 invalid chain or arguments, "
+        "130 stopped by the user.",
+    )
+    parser.add_argument("--version", action="version", version=f"chainlib {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    imports = argparse.ArgumentParser(add_help=False)
+    imports.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        help="import MODULE (a dotted name, or a path to a .py file) first, to register its "
+        "custom nodes; repeatable",
+    )
+    chain_args = argparse.ArgumentParser(add_help=False)
+    chain_args.add_argument("chain", metavar="CHAIN.json", help="a chain file")
+    chain_args.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
+        help="override an input; VALUE is read as JSON when it is valid JSON (256, true, null, "
+        "[1, 2], \"text\"), else as plain text; repeatable",
+    )
+    exec_args = argparse.ArgumentParser(add_help=False)
+    exec_args.add_argument(
+        "--workers", "-w", type=positive_int, default=default_workers(), metavar="N",
+        help="items processed in parallel (default: the CPU count, at most 4; here "
+        f"{default_workers()})",
+    )
+    exec_args.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
+        "run", parents=[chain_args, exec_args, imports], help="run a chain file",
+        description="Run a chain file. Progress goes to stderr, the summary to stdout. Ctrl-C "
+        "stops after the items in flight (a second Ctrl-C quits at once).",
+    )
+    p.add_argument("--resume", action="store_true",
+                   help="skip items an earlier run of the same chain already completed (kept in "
+                   "a manifest in the output folder)")
+    p.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+                   help="skip (default): record a failed item and go on; stop: end the run at "
+                   "the first failure")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run on a Dask cluster: a scheduler address (tcp://host:8786) or "
+                   "local:N for a local cluster of N worker processes")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", parents=[chain_args, imports], help="check a chain file",
+                       description="Load and validate a chain file (with overrides) without "
+                       "running it.")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("nodes", parents=[imports], help="list the node types",
+                       description="List every node type with its inputs (types, defaults) and "
+                       "outputs.")
+    p.add_argument("pattern", nargs="?", metavar="PATTERN",
+                   help="only node ids matching this glob (or containing this text)")
+    p.add_argument("--json", action="store_true", help="print JSON (NodeSpec.describe())")
+    p.set_defaults(func=cmd_nodes)
+
+    p = sub.add_parser(
+        "demo", parents=[exec_args], help="run the bundled demo chain on sample images",
+        description="Resize the bundled sample images to 256 px, caption them with their file "
+        "names, save them and a contact sheet (contact_sheet.png) into the output folder.",
+    )
+    p.add_argument("--out", "-o", default=f"./{_demo_out()}", metavar="DIR",
+                   help="output folder (default: %(default)s)")
+    p.add_argument("--samples", metavar="DIR", default=None,
+                   help="where to create the sample images (default: $CHAINLIB_SAMPLES or "
+                   "~/.cache/chainlib/samples-v1)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _demo_out() -> str:
+    from ..demo import DEFAULT_OUT
+
+    return DEFAULT_OUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        code: int = args.func(args)
+        return code
+    except (ChainError, UsageError) as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # before or after the run (during it, the handler is installed)
+        print("\nchainlib: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `chainlib nodes | head`: silence the flush at exit
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

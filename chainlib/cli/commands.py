@@ -1,0 +1,207 @@
+"""The commands: ``run``, ``validate``, ``nodes``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..api.registry import NodeSpec, all_specs
+from ..chain import Chain
+from ..chain.validate import compile_chain, output_folders
+from .common import EXIT_OK, EXIT_USAGE, UsageError, err
+from .overrides import apply_overrides
+from .progress import execute, summary
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def default_workers() -> int:
+    """Worker threads used when ``--workers`` is not given: the CPU count, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def import_modules(names: Sequence[str]) -> None:
+    """Import the ``--import`` modules (dotted names, or paths to ``.py`` files) so that the node
+    types they register are available. The current folder is searched first."""
+    if not names:
+        return
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    for name in names:
+        try:
+            if name.endswith(".py") or "/" in name or os.sep in name:
+                _import_path(name)
+            else:
+                importlib.import_module(name)
+        except UsageError:
+            raise
+        except ModuleNotFoundError as exc:
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                raise UsageError(f"--import {name}: no module named {exc.name!r} (searched the "
+                                 f"current folder and sys.path)") from None
+            raise UsageError(f"--import {name}: {_where(exc)}") from None
+        except Exception as exc:
+            raise UsageError(f"--import {name}: {_where(exc)}") from None
+
+
+def _import_path(name: str) -> None:
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--import {name}: no such file")
+    module_name = path.stem
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"--import {name}: cannot import this file as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+
+
+def _where(exc: BaseException) -> str:
+    """``Type: message (file:line)`` for an exception raised by user code."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        text += f" ({last.filename}:{last.lineno})"
+    return text
+
+
+def _load_chain(path: str, overrides: Sequence[str]) -> Chain:
+    chain = Chain.load(path)
+    apply_overrides(chain, overrides)
+    chain.validate()
+    return chain
+
+
+def _output_folders(chain: Chain) -> list[str]:
+    """Where the chain's file-writing nodes write (absolute, for the summary)."""
+    plan = compile_chain(chain)
+    folders: list[str] = []
+    for folder in output_folders(plan.steps[nid] for nid in chain.nodes):
+        absolute = os.path.abspath(os.path.expanduser(folder))
+        if absolute not in folders:
+            folders.append(absolute)
+    return folders
+
+
+def _connect(address: str) -> tuple[Any, Callable[[], None]]:
+    """A ``distributed.Client`` for ``address`` (``local:N`` starts a LocalCluster of N worker
+    processes) and a function closing what was opened."""
+    from ..run.cluster import connect, disconnect
+
+    try:
+        client = connect(address)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(f"--cluster {address}: {exc}") from None
+    except Exception as exc:
+        raise UsageError(f"--cluster {address}: cannot connect ({type(exc).__name__}: {exc})") \
+            from None
+    return client, lambda: disconnect(client)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import_modules(args.imports)
+    chain = _load_chain(args.chain, args.sets)
+    close: Callable[[], None] | None = None
+    client: Any = None
+    if args.cluster:
+        client, close = _connect(args.cluster)
+    try:
+        st, _ = execute(chain, workers=args.workers, on_error=args.on_error, resume=args.resume,
+                         cluster=client, progress=not args.no_progress,
+                         label=Path(args.chain).stem)
+    finally:
+        if close is not None:
+            close()
+    text, code = summary(st, _output_folders(chain), resumable=True)
+    print(text, flush=True)
+    return code
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import_modules(args.imports)
+    chain = _load_chain(args.chain, args.sets)
+    plan = compile_chain(chain)
+    order = [*plan.pre, *filter(None, [plan.iterator]), *plan.item, *plan.collectors, *plan.post]
+    print(f"{args.chain}: valid chain {chain.name!r} with {len(chain.nodes)} nodes")
+    for step in order:
+        print(f"  {step.id} ({step.spec.id}, {step.phase})")
+    folders = _output_folders(chain)
+    if folders:
+        print("writes into: " + ", ".join(folders))
+    return EXIT_OK
+
+
+def _format_spec(spec: NodeSpec) -> list[str]:
+    d = spec.describe()
+    lines = [f"{spec.id} ({spec.kind})" + (f": {spec.doc}" if spec.doc else "")]
+    for i in d["inputs"]:
+        default = f" = {json.dumps(i['default'])}" if "default" in i else " (required)"
+        collected = " (one per item, collected)" if spec.collect == i["name"] else ""
+        lines.append(f"    in   {i['name']}: {i['type']}{default}{collected}")
+    for o in d["outputs"]:
+        lines.append(f"    out  {o['name']}: {o['type']}")
+    return lines
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    import_modules(args.imports)
+    specs = all_specs()
+    if args.pattern:
+        import fnmatch
+
+        pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
+        specs = [s for s in specs if fnmatch.fnmatchcase(s.id, pattern)]
+        if not specs:
+            err(f"no node type matches {args.pattern!r}")
+            return EXIT_USAGE
+    if args.json:
+        print(json.dumps([s.describe() for s in specs], indent=2))
+    else:
+        for spec in specs:
+            print("\n".join(_format_spec(spec)))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .. import samples
+    from ..demo import CONTACT_SHEET, build_demo_chain
+
+    out = Path(args.out).expanduser()
+    try:
+        samples_dir = samples.folder(args.samples)
+    except OSError as exc:
+        raise UsageError(f"cannot create the sample images: {exc}") from None
+    print(f"demo: {len(samples.names())} sample images from {samples_dir}", flush=True)
+    chain = build_demo_chain(samples_dir, out)
+    chain.validate()
+    st, _ = execute(chain, workers=args.workers, on_error="skip",
+                     progress=not args.no_progress, label="demo")
+    text, code = summary(st, _output_folders(chain), resumable=False)
+    print(text)
+    sheet = out / CONTACT_SHEET
+    if st.state == "completed" and sheet.exists():
+        print(f"contact sheet: {sheet.resolve()}")
+    return code

@@ -1,0 +1,368 @@
+"""The engine of one run: drives the plan on the run's driver thread and keeps its books.
+
+It runs the nodes before the items, hands the items to an executor through the seam
+(:class:`~.seam.ItemHost`, which it implements), then the collectors and the nodes after them, and
+finally sets the final state. Every change goes through the runner's lock (``Control.lock``):
+statistics in the :class:`~.ledger.Ledger`, then ``Control.emit``, in one critical section.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..api.context import Context
+from ..api.item import Item
+from ..chain.validate import Plan
+from ..errors import RunStopped
+from ..manifest import Manifest
+from .control import Control
+from .ledger import Ledger
+from .preview import PreviewBuffer
+from .seam import (
+    Executor,
+    ItemFeed,
+    ItemResult,
+    ItemWork,
+    Key,
+    NodeFailed,
+    Outcome,
+    RemoteError,
+    Taken,
+    error_message,
+    error_traceback,
+    execute_nodes,
+    resolve_lazy,
+    store_outputs,
+)
+from .status import ErrorInfo, Failure, Status
+
+
+class Engine:
+    """One run of a plan (created by ``Runner.start``; :meth:`drive` is its driver thread)."""
+
+    def __init__(self, control: Control, plan: Plan, ledger: Ledger, preview: PreviewBuffer, *,
+                 executor: Executor, stop_on_error: bool, resuming: bool,
+                 manifest: Callable[[], Manifest] | None) -> None:
+        self.control = control
+        self.plan = plan
+        self.ledger = ledger
+        self.preview = preview
+        self.executor = executor
+        self.stop_on_error = stop_on_error
+        self.resuming = resuming
+        self.results: dict[Key, Any] = {}
+        """Values of the nodes that ran once, kept when the run ends (``Runner.result``)."""
+        self._open_manifest = manifest
+        self._manifest: Manifest | None = None
+        self._feed: ItemFeed | None = None
+        self._pre_values: Mapping[Key, Any] = {}
+        self._collected: dict[str, dict[int, Any]] = {c.id: {} for c in plan.collectors}
+        self._remote: set[int] = set()
+        self._parked: set[int] = set()
+        self._on_finish: list[Callable[[Status], None]] = []
+
+    def on_finish(self, callback: Callable[[Status], None], *, add: bool = True) -> None:
+        """Call ``callback(final status)`` when the run ends (lock held); ``add=False`` removes
+        it again. Called after the end, it is never called."""
+        if add:
+            self._on_finish.append(callback)
+        elif callback in self._on_finish:
+            self._on_finish.remove(callback)
+
+    @property
+    def run_id(self) -> str:
+        return self.control.run_id
+
+    # ------------------------------------------------------------------ the driver
+
+    def drive(self) -> None:
+        plan = self.plan
+        values: dict[Key, Any] = {}
+        error: ErrorInfo | None = None
+        try:
+            if self._open_manifest is not None and plan.iterator is not None:
+                self._manifest = self._open_manifest()
+            execute_nodes(plan.pre, values, None, None, self, self.resuming)
+            if plan.iterator is not None:
+                self._run_items(values)
+                for c in plan.collectors:
+                    with self.control.lock:
+                        collected = [v for _, v in sorted(self._collected[c.id].items())]
+                    # per-item values are never in ``values`` after the items (validation forbids
+                    # mixing them with collected ones), so the collected list takes their key
+                    link = c.links[c.spec.collect or ""]
+                    values[(link.node, link.output)] = collected
+                    execute_nodes((c,), values, None, None, self, self.resuming)
+                execute_nodes(plan.post, values, None, None, self, self.resuming)
+        except RunStopped:
+            pass  # stop requested, or aborted after an item failure (already recorded)
+        except NodeFailed as failed:
+            error = ErrorInfo(failed.node, error_message(failed.exc), error_traceback(failed.exc))
+        except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully
+            error = ErrorInfo("", error_message(exc), error_traceback(exc))
+        with self.control.cond:
+            if error is not None:
+                self.ledger.fail(Failure(None, None, error.node, error.message), error)
+            self.results = dict(values)
+            failing = error is not None or self.control.aborted
+            self.control.finish(self.ledger.error_summary() if failing else None)
+            final = self.ledger.snapshot(self.control)
+            callbacks, self._on_finish = self._on_finish, []
+        for callback in callbacks:
+            callback(final)
+
+    def _run_items(self, pre_values: dict[Key, Any]) -> None:
+        it = self.plan.iterator
+        assert it is not None
+        kwargs = dict(it.constants)
+        for name, link in it.links.items():
+            kwargs[name] = pre_values[(link.node, link.output)]
+        try:
+            total = None if it.spec.length is None else int(it.spec.length(**kwargs))
+            if it.spec.wants_ctx:
+                kwargs["ctx"] = Context(self, it.id, None)
+            gen = iter(it.spec.fn(**kwargs))
+        except Exception as exc:
+            raise NodeFailed(it.id, exc) from exc
+        with self.control.lock:
+            self.ledger.total = total
+            self.control.emit("total", it.id)
+        self._pre_values = dict(pre_values)
+        self._feed = feed = ItemFeed(gen)
+        collectors = self.plan.collectors
+        work = ItemWork(
+            iterator=it,
+            steps=self.plan.item,
+            pre_values=self._pre_values,
+            collect_keys=tuple(
+                (c.id, (c.links[c.spec.collect or ""].node, c.links[c.spec.collect or ""].output))
+                for c in collectors),
+            writer_keys=tuple((w.id, o) for w in self.plan.item if w.spec.writes_files
+                              for o in w.spec.outputs),
+            preview_keys=self.preview.keys if self.preview.enabled else (),
+            stop_on_error=self.stop_on_error,
+        )
+        self.executor.run(self, work)
+        if feed.error is not None:
+            raise feed.error
+        with self.control.lock:
+            if feed.exhausted and self.ledger.total != feed.count:
+                self.ledger.total = feed.count
+                self.control.emit("total", it.id)
+            if self.control.halting():
+                raise RunStopped()
+
+    # ------------------------------------------------------------------ NodeHooks
+
+    def checkpoint(self) -> None:
+        self.control.checkpoint()
+
+    def progress(self, node: str, fraction: float) -> None:
+        with self.control.lock:
+            self.ledger.progress[node] = fraction
+            self.control.emit("progress", node, progress=fraction)
+
+    def begin_node(self, node: str, item: int | None, label: str | None) -> None:
+        with self.control.lock:
+            self.control.enter(node, item, label)  # may park or raise: count only after it
+            self.ledger.running[node] += 1
+
+    def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
+                 error: BaseException | None, *, counted: bool = True) -> None:
+        ledger = self.ledger
+        with self.control.lock:
+            ledger.running[node] -= 1
+            if not counted:
+                self.control.leave("node_finished", node, item, label, "no more items")
+            elif error is None:
+                ledger.count[node] += 1
+                ledger.seconds[node] += seconds
+                self.control.leave("node_finished", node, item, label)
+            elif isinstance(error, RunStopped):
+                self.control.leave("node_finished", node, item, label, "stopped")
+            else:
+                ledger.node_failures[node] += 1
+                self.control.leave("node_failed", node, item, label, error_message(error))
+
+    # ------------------------------------------------------------------ ItemHost: items
+
+    def next_item(self, *, resolve: bool = True) -> Taken | None:
+        """The iterator node's per-item execution: fetch under the feed's lock, then resolve the
+        lazy values outside it (so that decoding runs in parallel)."""
+        feed = self._feed
+        it = self.plan.iterator
+        assert feed is not None and it is not None
+        with feed.lock:
+            if feed.exhausted or feed.error is not None:
+                return None
+            self.begin_node(it.id, None, None)
+            started = time.perf_counter()
+            try:
+                raw = next(feed.gen)
+                while self._already_complete(raw):
+                    self._skip(feed.count, raw.label)
+                    feed.count += 1
+                    raw = next(feed.gen)
+            except StopIteration:
+                feed.exhausted = True
+                self.end_node(it.id, None, None, 0.0, None, counted=False)
+                return None
+            except RunStopped as exc:
+                self.end_node(it.id, None, None, 0.0, exc)
+                raise
+            except BaseException as exc:
+                feed.error = NodeFailed(it.id, exc)
+                self.end_node(it.id, None, None, 0.0, exc)
+                with self.control.lock:
+                    self.control.abort()  # a broken generator cannot go on: the run fails
+                return None
+            index = feed.count
+            feed.count += 1
+        label = raw.label if isinstance(raw, Item) else None
+        source = raw.source if isinstance(raw, Item) else None
+        value = raw.value if isinstance(raw, Item) else raw
+        if not resolve:
+            self.end_node(it.id, index, label, time.perf_counter() - started, None)
+            return Taken(index, label, source, value)
+        values: dict[Key, Any] = {}
+        try:
+            store_outputs(it, resolve_lazy(value), values)
+        except RunStopped as exc:
+            self.end_node(it.id, index, label, 0.0, exc)
+            raise
+        except BaseException as exc:
+            self.end_node(it.id, index, label, 0.0, exc)
+            # the item is taken: it must be counted, as failed, by the caller
+            raise NodeFailed(it.id, exc, index, label) from exc
+        self.end_node(it.id, index, label, time.perf_counter() - started, None)
+        values.update(self._pre_values)
+        return Taken(index, label, source, values)
+
+    def _already_complete(self, raw: Any) -> bool:
+        return (self.resuming and self._manifest is not None and isinstance(raw, Item)
+                and raw.source is not None and self._manifest.is_complete(raw.source))
+
+    def _skip(self, index: int, label: str | None) -> None:
+        with self.control.lock:
+            self.ledger.done += 1
+            self.ledger.skipped += 1
+            self.control.emit("item_done", None, index, label, "skipped: already complete")
+
+    def items_left(self) -> int | None:
+        feed = self._feed
+        with self.control.lock:
+            total = self.ledger.total
+        return None if total is None or feed is None else total - feed.count
+
+    def gate_closed(self) -> bool:
+        return not self.control.gate_open
+
+    def halting(self) -> bool:
+        with self.control.lock:
+            return self.control.halting()
+
+    def running(self) -> bool:
+        with self.control.lock:
+            return self.control.gate_open
+
+    def watch(self, flag: threading.Event) -> Callable[[], None]:
+        control = self.control
+        with control.lock:
+            control.fanout.add_watcher(flag)
+
+        def unwatch() -> None:
+            with control.lock:
+                control.fanout.remove_watcher(flag)
+
+        return unwatch
+
+    def item_done(self, taken: Taken, result: ItemResult, values: Mapping[Key, Any]) -> None:
+        """Count a finished item: record it in the manifest (its outputs are in place), keep its
+        collected values, and offer its preview."""
+        if self._manifest is not None and taken.source is not None:
+            self._manifest.record(taken.source, taken.label, result.outputs)
+        if self.preview.enabled:
+            self.preview.offer(taken.label, values)
+        with self.control.lock:
+            self.ledger.done += 1
+            for cid, value in result.collected.items():
+                self._collected[cid][taken.index] = value
+            self.control.emit("item_done", None, taken.index, taken.label)
+
+    def item_failed(self, failed: NodeFailed) -> bool:
+        message = error_message(failed.exc)
+        index, label = failed.index, failed.label
+        with self.control.lock:
+            self.ledger.failed += 1
+            self.ledger.fail(Failure(index, label, failed.node, message),
+                             ErrorInfo(failed.node, message, error_traceback(failed.exc), index,
+                                       label))
+            self.control.emit("item_failed", failed.node, index, label, message)
+            if self.stop_on_error:
+                self.control.abort()
+                return False
+            return True
+
+    def fail_run(self, message: str, exc: BaseException) -> None:
+        with self.control.lock:
+            ledger = self.ledger
+            if ledger.error is None or ledger.error.item is not None:
+                ledger.fail(Failure(None, None, "", message),
+                            ErrorInfo("", message, error_traceback(exc)))
+            self.control.abort()
+            self.control.emit("node_failed", message=message)
+
+    # ------------------------------------------------------------------ ItemHost: batches
+
+    def begin_batch(self, batch: int, size: int) -> None:
+        control = self.control
+        with control.lock:
+            first = self.plan.item[0].id if self.plan.item else None
+            control.enter(first, message=f"{size} item(s) sent to the cluster")
+            self._remote.add(batch)
+            for step in self.plan.item:
+                self.ledger.running[step.id] += 1
+
+    def batch_parked(self, batch: int, parked: bool) -> None:
+        with self.control.lock:
+            if parked and batch in self._remote and batch not in self._parked:
+                self._parked.add(batch)
+                self.control.leave()
+            elif not parked and batch in self._parked:
+                self._parked.discard(batch)
+                self.control.rejoin()
+
+    def end_batch(self, batch: int, outcomes: list[Outcome], items: Mapping[int, Taken]) -> bool:
+        control, ledger = self.control, self.ledger
+        it = self.plan.iterator.id if self.plan.iterator else None
+        with control.lock:
+            self._remote.discard(batch)
+            for step in self.plan.item:
+                ledger.running[step.id] -= 1
+            for out in outcomes:
+                for node, seconds in out.seconds.items():
+                    ledger.count[node] += node != it  # the fetch already counted the iterator
+                    ledger.seconds[node] += seconds
+                if out.status == "failed":
+                    ledger.node_failures[out.node] += 1
+                    ledger.count[out.node] -= out.node == it  # as locally: a failed fetch counts 0
+            first = self.plan.item[0].id if self.plan.item else None
+            message = f"{len(outcomes)} item(s) back from the cluster"
+            if batch in self._parked:  # already uncounted when it parked
+                self._parked.discard(batch)
+                control.emit("node_finished", first, message=message)
+            else:
+                control.leave("node_finished", first, message=message)
+        go_on = True
+        for out in outcomes:
+            taken = items.get(out.index) or Taken(out.index, None, None, None)
+            if out.status == "done":
+                self.item_done(taken, ItemResult(out.outputs, out.collected), out.preview)
+            elif out.status == "failed":
+                failed = NodeFailed(out.node, RemoteError(out.message, out.traceback),
+                                    taken.index, taken.label)
+                go_on = self.item_failed(failed) and go_on
+        return go_on and not self.halting()
