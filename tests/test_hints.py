@@ -28,7 +28,7 @@ def test_outputs_in_the_way() -> None:
     assert "resume=True" in py and "overwrite=True on node 'save'" in py
     (cli,) = hints(st, writes_files=True, audience="cli")
     assert "--resume" in cli and "--set save.overwrite=true" in cli
-    assert "hint: outputs exist from an earlier run" in status_html(st, hints=[py])
+    assert "hint: outputs exist from an earlier run" in status_html(st.to_dict(), hints=[py])
 
 
 def test_resume_is_suggested_only_where_it_works() -> None:
@@ -43,3 +43,11 @@ def test_resume_is_suggested_only_where_it_works() -> None:
     assert hints(final("completed", done=3), writes_files=True) == []
     other = final(failed=1, failures=(Failure(0, "x", "resize", "ValueError: too small"),))
     assert hints(other, writes_files=True) == []
+
+
+def test_with_collectors_resume_is_not_offered_for_outputs_in_the_way() -> None:
+    st = final(failed=1, failures=(Failure(0, "a.png", "save", EXISTS),))
+    assert hints(st, writes_files=True, collectors=["sheet"]) == [
+        "outputs exist from an earlier run: overwrite=True on node 'save' replaces them"]
+    assert hints(st, writes_files=True, collectors=["sheet"], audience="cli") == [
+        "outputs exist from an earlier run; --set save.overwrite=true to replace them"]

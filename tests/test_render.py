@@ -94,6 +94,11 @@ def test_unknown_types_broken_links_and_cycles_are_drawn_not_raised() -> None:
         chain.validate()
 
 
+def test_chain_draws_itself_in_notebooks() -> None:
+    chain = demo_chain()
+    assert chain._repr_svg_() == render.to_svg(chain)
+
+
 def test_empty_chain() -> None:
     svg = render.to_svg(cl.Chain("empty"), engine="plain")
     assert node_groups(svg) == {}

@@ -10,9 +10,14 @@ from html.parser import HTMLParser
 import pytest
 
 from chainlib import ErrorInfo, Failure, NodeStatus, Status
-from chainlib.run.html import format_duration, status_html
+from chainlib.run.html import format_duration
+from chainlib.run.html import status_html as render_dict
 
 EVIL = '<img src=x onerror="alert(1)">&'
+
+
+def status_html(st: Status, **kw: object) -> str:
+    return render_dict(st.to_dict(), **kw)  # type: ignore[arg-type]
 
 
 def snapshot(**changes: object) -> Status:
@@ -57,6 +62,7 @@ def text_of(fragment: str) -> str:
 
 def test_state_counts_rate_eta_and_nodes() -> None:
     page = status_html(snapshot(), title="thumbnails")
+    assert snapshot()._repr_html_() == status_html(snapshot())
     text = text_of(page)
     assert "thumbnails" in text and "running" in text and "seq 42" in text
     assert "7 of 20 done (2 already complete), 1 failed" in text
@@ -96,7 +102,7 @@ def test_last_error_and_failed_items_are_escaped() -> None:
     ('http://x/"><script>alert(1)</script>', True),
 ])
 def test_dashboard_link(url: str, shown: bool) -> None:
-    page = status_html(snapshot(), dashboard=url)
+    page = snapshot(dashboard=url)._repr_html_()
     links = [a for t, a in parse(page).tags if t == "a"]
     if shown:
         assert [a["href"] for a in links] == [url]
@@ -108,3 +114,8 @@ def test_dashboard_link(url: str, shown: bool) -> None:
 def test_format_duration() -> None:
     assert [format_duration(s) for s in (None, -1, float("nan"), 0.42, 12.4, 185, 7620)] == [
         "—", "—", "—", "0.4 s", "12 s", "3 min 05 s", "2 h 07 min"]
+
+
+def test_stop_reason_shown() -> None:
+    text = text_of(status_html(snapshot(state="stopped", reason="interrupted by the user")))
+    assert "stopped: interrupted by the user" in text

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Literal
 
-from .model import Chain, NodeInstance
+from .graph import Graph, NodeInstance
 
 __all__ = ["Engine", "NodeBox", "describe", "to_dot", "to_svg"]
 
@@ -86,7 +86,7 @@ def _constants(inst: NodeInstance) -> tuple[str, ...]:
     return (*shown, f"+{extra} more") if extra > 0 else shown
 
 
-def describe(chain: Chain) -> tuple[list[NodeBox], list[Edge]]:
+def describe(chain: Graph) -> tuple[list[NodeBox], list[Edge]]:
     """The boxes and edges a drawing of ``chain`` shows.
 
     Per-item nodes are those fed (directly or not) by the iterator without a collector in between;
@@ -136,7 +136,7 @@ def _dot_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def to_dot(chain: Chain) -> str:
+def to_dot(chain: Graph) -> str:
     """Graphviz DOT source for ``chain`` (left to right; iterator and collectors coloured)."""
     boxes, edges = describe(chain)
     lines = [
@@ -285,7 +285,7 @@ def _clip(text: str, limit: int = 31) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def to_svg(chain: Chain, *, engine: Engine = "auto") -> str:
+def to_svg(chain: Graph, *, engine: Engine = "auto") -> str:
     """An SVG drawing of ``chain``.
 
     ``engine="auto"`` uses Graphviz's ``dot`` when it is on PATH and works, else the plain

@@ -4,20 +4,29 @@ One source for the command line's summary and the Python API (``Runner.hints()``
 ``Runner.result()`` on a failed run, the status card), each phrased for its audience: ``--resume``
 and ``--set NODE.overwrite=true`` on the command line, ``resume=True`` and ``overwrite=True`` in
 Python. A hint to resume is given only for chains that write files (only those keep the manifest
-that resuming reads).
+that resuming reads), and not for outputs in the way of a chain with collectors: resuming would
+skip those items, so the collectors would get none of them (and fail when they get nothing).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
+from ..chain.validate import Plan
 from .status import Status
 
-__all__ = ["Audience", "hints", "outputs_exist"]
+__all__ = ["Audience", "hint_facts", "hints", "no_result", "outputs_exist"]
 
 Audience = Literal["python", "cli"]
 
 EXISTS_MARKER = "already exists"  # how image.save (and any writer) reports a file in the way
+
+
+def hint_facts(plan: Plan, output_folder: str | None) -> dict[str, Any]:
+    """What :func:`hints` needs to know of a chain: ``writes_files`` and ``collectors``."""
+    return {"writes_files": output_folder is not None,
+            "collectors": [step.id for step in plan.collectors]}
 
 
 def outputs_exist(status: Status) -> list[str]:
@@ -29,19 +38,25 @@ def outputs_exist(status: Status) -> list[str]:
     return nodes
 
 
-def hints(status: Status, *, writes_files: bool, audience: Audience = "python") -> list[str]:
-    """Hints for a finished (or stopped) run; empty when there is nothing useful to suggest."""
+def hints(status: Status, *, writes_files: bool, audience: Audience = "python",
+          collectors: Sequence[str] = ()) -> list[str]:
+    """Hints for a finished (or stopped) run; empty when there is nothing useful to suggest.
+
+    ``writes_files``: the chain keeps a manifest (so it can be resumed); ``collectors``: the ids
+    of its collector nodes."""
     out: list[str] = []
     blocked = outputs_exist(status)
     if blocked:
         if audience == "cli":
             sets = " ".join(f"--set {n}.overwrite=true" for n in blocked)
-            out.append("outputs exist from an earlier run; use --resume to skip finished items, "
-                       f"or {sets} to replace them")
+            resume = "" if collectors else "use --resume to skip finished items, or "
+            out.append(f"outputs exist from an earlier run; {resume}{sets} to replace them")
         else:
             nodes = ", ".join(repr(n) for n in blocked)
-            out.append("outputs exist from an earlier run: Runner(chain, resume=True) skips the "
-                       f"items already finished, or overwrite=True on node {nodes} replaces them")
+            resume = "" if collectors else \
+                "Runner(chain, resume=True) skips the items already finished, or "
+            out.append(f"outputs exist from an earlier run: {resume}overwrite=True on node "
+                       f"{nodes} replaces them")
     remaining = status.remaining
     if status.state == "stopped" and writes_files and remaining:
         if audience == "cli":
@@ -49,3 +64,26 @@ def hints(status: Status, *, writes_files: bool, audience: Audience = "python") 
         else:
             out.append(f"Runner(chain, resume=True) finishes the {remaining} remaining item(s)")
     return out
+
+
+def no_result(what: str, *, per_item: bool, status: Status, writes_files: bool,
+              collectors: Sequence[str] = ()) -> str:
+    """Why ``Runner.result(what)`` has no value: the node runs per item, or the run has not
+    ended, or it ended without reaching the node (and then why, with the hints)."""
+    if per_item:
+        return (f"no result for {what}: per-item nodes keep none (gather their values with a "
+                "collector such as core.collect, or read the files they wrote)")
+    if status.state == "idle":
+        return f"no result for {what}: nothing has run yet (start() the run, then wait())"
+    if status.active:
+        return f"no result for {what} yet: the run is {status.state} (wait() for its end)"
+    if status.state == "failed":
+        why = f"the run failed ({status.reason or 'no reason recorded'})"
+    elif status.state == "stopped":
+        why = f"the run was stopped ({status.reason or 'stopped by user'}) before it got there"
+    else:
+        why = f"the run ended {status.state} without it"
+    text = f"no result for {what}: {why}"
+    for hint in hints(status, writes_files=writes_files, collectors=collectors):
+        text += f"; hint: {hint}"
+    return text

@@ -23,9 +23,12 @@ from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
 from ..chain.validate import compile_chain, output_folders
 from ..manifest import Manifest
+from .clusterarg import attach_cluster, dashboard_link
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
+from .hints import hint_facts, hints, no_result
+from .html import runner_html
 from .ledger import Ledger
 from .local import LocalThreads
 from .preview import PreviewBuffer
@@ -50,7 +53,8 @@ class Runner:
     ``workers`` threads process the iterator's items in parallel (collector order is kept).
     ``on_error="stop"`` ends the run as ``failed`` at the first failing item; ``"skip"`` records the
     failure and goes on. ``resume=True`` skips items that a previous run already completed (see
-    :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` to run the items on.
+    :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` to run the items on, or an
+    address (``"tcp://host:8786"``, ``"local:N"``) to connect to (see :meth:`close`).
     """
 
     def __init__(
@@ -70,7 +74,7 @@ class Runner:
         self.workers = workers
         self.on_error: OnError = on_error
         self.resumable = resume
-        self.cluster = cluster
+        self.cluster, self._closer = attach_cluster(self, cluster)  # TypeError here, not later
         self._plan = compile_chain(chain)
         self._output_folder = self._find_output_folder(resume)
         self._preview = PreviewBuffer(tuple(
@@ -80,7 +84,7 @@ class Runner:
             if type_name(tp) == "Image"
         ))
         self._control = Control()
-        self._ledger = Ledger(self._plan.steps)
+        self._ledger = Ledger(self._plan.steps, dashboard=dashboard_link(self.cluster))
         self._engine: Engine | None = None
         self._mirror: RunStateMirror | None = None
         self._mirror_lock = threading.Lock()
@@ -108,7 +112,7 @@ class Runner:
         with control.cond:
             accepted, why = control.command("start")
             if accepted:
-                self._ledger = Ledger(self._plan.steps)
+                self._ledger = Ledger(self._plan.steps, dashboard=self._ledger.dashboard)
                 self._engine = engine = Engine(
                     control, self._plan, self._ledger, self._preview,
                     executor=self._executor(), stop_on_error=self.on_error == "stop",
@@ -285,9 +289,23 @@ class Runner:
         with self._control.lock:
             results = self._engine.results if self._engine is not None else {}
             if (node_id, name or "") not in results:
-                raise KeyError(f"no result for {node_id}.{name} (per-item nodes keep none; "
-                               f"has the run finished?)")
+                raise LookupError(no_result(
+                    f"{node_id}.{name}" if name else node_id, per_item=step.phase == "item",
+                    status=self._ledger.snapshot(self._control),
+                    **hint_facts(self._plan, self._output_folder)))
             return results[(node_id, name or "")]
+
+    def hints(self) -> list[str]:
+        """What to do next after this run (resume, overwrite): the advice the CLI prints."""
+        return hints(self.status(), **hint_facts(self._plan, self._output_folder))
+
+    def close(self) -> None:
+        """Stop a run in progress; close the cluster ``cluster=ADDRESS`` opened. Idempotent."""
+        if self.stop("runner closed").accepted:
+            self.wait()
+        self._closer()
+
+    _repr_html_ = runner_html  # a status card in notebooks
 
     def enable_preview(self) -> None:
         """Keep a reference to the newest finished item's image output (see :meth:`preview`)."""
