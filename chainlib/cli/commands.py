@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -15,7 +16,9 @@ from typing import Any
 
 from ..api.registry import NodeSpec, all_specs
 from ..chain import Chain
+from ..chain.render import to_svg
 from ..chain.validate import compile_chain, output_folders
+from ..run import Status
 from .common import EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides
 from .progress import execute, summary
@@ -121,6 +124,13 @@ def _connect(address: str) -> tuple[Any, Callable[[], None]]:
     return client, lambda: disconnect(client)
 
 
+def _report(st: Status, folders: Sequence[str], hints: Sequence[str], *, as_json: bool) -> int:
+    """Print the summary (to stderr when stdout carries ``--json`` lines); the exit code."""
+    text, code = summary(st, folders, hints)
+    print(text, file=sys.stderr if as_json else sys.stdout, flush=True)
+    return code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import_modules(args.imports)
     chain = _load_chain(args.chain, args.sets)
@@ -129,15 +139,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.cluster:
         client, close = _connect(args.cluster)
     try:
-        st, _ = execute(chain, workers=args.workers, on_error=args.on_error, resume=args.resume,
-                         cluster=client, progress=not args.no_progress,
-                         label=Path(args.chain).stem)
+        st, hints = execute(chain, workers=args.workers, on_error=args.on_error,
+                            resume=args.resume, cluster=client, progress=not args.no_progress,
+                            label=Path(args.chain).stem, json_out=sys.stdout if args.json else None)
     finally:
         if close is not None:
             close()
-    text, code = summary(st, _output_folders(chain), resumable=True)
-    print(text, flush=True)
-    return code
+    return _report(st, _output_folders(chain), hints, as_json=args.json)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -151,6 +159,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     folders = _output_folders(chain)
     if folders:
         print("writes into: " + ", ".join(folders))
+    if args.svg:
+        svg = Path(args.svg).expanduser()
+        try:
+            svg.write_text(to_svg(chain), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--svg {args.svg}: cannot write it ({exc.strerror or exc})") \
+                from None
+        engine = "Graphviz dot" if shutil.which("dot") else "the built-in layout"
+        print(f"drawing ({engine}): {svg.resolve()}")
     return EXIT_OK
 
 
@@ -187,21 +204,24 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .. import samples
-    from ..demo import CONTACT_SHEET, build_demo_chain
+    from ..demo import CONTACT_SHEET, build_demo_chain, default_out
 
-    out = Path(args.out).expanduser()
+    out = Path(args.out).expanduser() if args.out else default_out()
     try:
         samples_dir = samples.folder(args.samples)
     except OSError as exc:
         raise UsageError(f"cannot create the sample images: {exc}") from None
-    print(f"demo: {len(samples.names())} sample images from {samples_dir}", flush=True)
+    say = sys.stderr if args.json else sys.stdout
+    print(f"demo: {len(samples.names())} sample images from {samples_dir}", file=say)
+    print(f"demo: writing into {out.resolve()}", file=say, flush=True)
     chain = build_demo_chain(samples_dir, out)
     chain.validate()
     st, _ = execute(chain, workers=args.workers, on_error="skip",
-                     progress=not args.no_progress, label="demo")
-    text, code = summary(st, _output_folders(chain), resumable=False)
-    print(text)
+                    progress=not args.no_progress, label="demo",
+                    json_out=sys.stdout if args.json else None)
+    # no hints: the demo replaces its outputs, and `chainlib demo` has no --resume
+    code = _report(st, _output_folders(chain), [], as_json=args.json)
     sheet = out / CONTACT_SHEET
     if st.state == "completed" and sheet.exists():
-        print(f"contact sheet: {sheet.resolve()}")
+        print(f"contact sheet: {sheet.resolve()}", file=say)
     return code

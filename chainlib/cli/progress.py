@@ -9,12 +9,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from ..chain import Chain
 from ..errors import ChainError
 from ..run import Runner, Status
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .feed import StateFeed
 
 STOPPING_MESSAGE = "stopping after the current items… (Ctrl-C again to quit now)"
 MAX_LISTED_FAILURES = 20
@@ -57,9 +58,11 @@ def execute(
     cluster: Any = None,
     progress: bool = True,
     label: str = "items",
-) -> tuple[Status, bool]:
-    """Run ``chain`` with a progress bar (stderr) until it ends; returns its final status and
-    whether the user interrupted it."""
+    json_out: TextIO | None = None,
+) -> tuple[Status, list[str]]:
+    """Run ``chain`` with a progress bar (stderr) until it ends; returns its final status and the
+    hints for what to do next. State changes are logged, and written to ``json_out`` as JSON
+    lines when given (see :mod:`.feed`)."""
     from tqdm import tqdm
 
     kwargs: dict[str, Any] = {"workers": workers, "on_error": on_error, "resume": resume}
@@ -76,6 +79,7 @@ def execute(
         stop_sent = False
         shown = ""
         final: Status | None = None
+        feed = StateFeed(runner, json_out)
         try:
             ack = runner.start()
             if not ack.accepted:  # cannot happen for a fresh runner; be truthful anyway
@@ -88,10 +92,12 @@ def execute(
                     sys.stderr.flush()
                 with contextlib.suppress(TimeoutError):
                     final = runner.wait(timeout=0.1)
+                feed.drain()
                 shown = _update_bar(bar, final or runner.status(), shown)
         finally:
             bar.close()
-        return final, interrupts.count > 0
+        feed.finish(final, exit_code(final))
+        return final, runner.hints("cli")
 
 
 def _update_bar(bar: Any, st: Status, shown: str) -> str:
@@ -117,7 +123,14 @@ def _update_bar(bar: Any, st: Status, shown: str) -> str:
     return text
 
 
-def summary(st: Status, folders: Sequence[str], *, resumable: bool) -> tuple[str, int]:
+def exit_code(st: Status) -> int:
+    """0 every item done, 1 failures, 130 stopped by the user."""
+    if st.state == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if st.state == "completed" and not st.failed else EXIT_FAILED
+
+
+def summary(st: Status, folders: Sequence[str], hints: Sequence[str]) -> tuple[str, int]:
     """The summary text (for stdout) and the exit code for a finished run."""
     total = "?" if st.total is None else str(st.total)
     parts = [f"{st.done} done"]
@@ -153,16 +166,7 @@ def summary(st: Status, folders: Sequence[str], *, resumable: bool) -> tuple[str
         lines.append(f"output folder: {folders[0]}")
     elif folders:
         lines.append("output folders: " + ", ".join(folders))
-    if any("already exists" in f.message for f in item_failures):
-        lines.append("hint: outputs exist from an earlier run; use --resume to skip finished "
-                     "items, or --set SAVE_NODE.overwrite=true to replace them")
-    if st.state == "stopped" and resumable and remaining:
-        lines.append("run the same command with --resume to finish the remaining items")
-
-    if st.state == "stopped":
-        code = EXIT_INTERRUPTED
-    elif st.state == "completed" and not st.failed:
-        code = EXIT_OK
-    else:
-        code = EXIT_FAILED
-    return "\n".join(lines), code
+    if st.dashboard:
+        lines.append(f"Dask dashboard: {st.dashboard}")
+    lines.extend(f"hint: {hint}" for hint in hints)
+    return "\n".join(lines), exit_code(st)

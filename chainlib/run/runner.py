@@ -27,7 +27,7 @@ from .clusterarg import attach_cluster, dashboard_link
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
-from .hints import hint_facts, hints, no_result
+from .hints import Audience, hint_facts, hints, no_result
 from .html import runner_html
 from .ledger import Ledger
 from .local import LocalThreads
@@ -295,9 +295,10 @@ class Runner:
                     **hint_facts(self._plan, self._output_folder)))
             return results[(node_id, name or "")]
 
-    def hints(self) -> list[str]:
-        """What to do next after this run (resume, overwrite): the advice the CLI prints."""
-        return hints(self.status(), **hint_facts(self._plan, self._output_folder))
+    def hints(self, audience: Audience = "python") -> list[str]:
+        """What to do next after this run (resume, overwrite); ``"cli"`` words it for a shell."""
+        facts = hint_facts(self._plan, self._output_folder)
+        return hints(self.status(), audience=audience, **facts)
 
     def close(self) -> None:
         """Stop a run in progress; close the cluster ``cluster=ADDRESS`` opened. Idempotent."""
