@@ -14,8 +14,10 @@ def require_extra(feature: str, extra: str, *modules: str) -> None:
     """
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise ImportError(
-            f'{feature} needs the {extra} extra: pip install "chainlib[{extra}]" '
-            f"(missing: {', '.join(missing)})",
-            name=missing[0],
-        )
+        raise extra_error(feature, extra, missing)
+
+
+def extra_error(feature: str, extra: str, missing: list[str]) -> ImportError:
+    """The ImportError for ``feature`` when the ``missing`` modules of ``extra`` are absent."""
+    return ImportError(f'{feature} needs the {extra} extra: pip install "chainlib[{extra}]" '
+                       f"(missing: {', '.join(missing)})", name=missing[0])

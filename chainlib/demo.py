@@ -22,10 +22,7 @@ from pathlib import Path
 from ._cache import cache_dir
 from .chain import Chain
 
-__all__ = ["CONTACT_SHEET", "DEFAULT_OUT", "build_demo_chain", "default_out"]
-
-DEFAULT_OUT = "chainlib-demo-out"
-"""The output folder ``chainlib demo`` uses when none is given (relative to the current folder)."""
+__all__ = ["CONTACT_SHEET", "build_demo_chain", "default_out"]
 
 
 def default_out() -> Path:

@@ -46,9 +46,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import anywidget
 import numpy as np
 import traitlets
+
+from ._extras import extra_error
+
+try:
+    import anywidget
+except ModuleNotFoundError as exc:  # the panel extra is not installed: say how to get it
+    raise extra_error("chainlib.panel", "panel", [exc.name or "anywidget"]) from exc
 
 from .run.runner import Runner
 from .run.status import ACTIVE_STATES, Status

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What the sdist may hold at its top level (hatch's only-include list in pyproject.toml, plus the
 # PKG-INFO and .gitignore hatch adds).
 SDIST_TOP = {"chainlib", "widget", "tests", "notebooks", "examples", "LICENSE", "README.md",
-             "pyproject.toml", "PKG-INFO", ".gitignore"}
+             "ARCHITECTURE.md", "pyproject.toml", "PKG-INFO", ".gitignore"}
 # Never in a distribution: build and run leftovers, the repo's own tooling.
 DECOYS = ["chainlib-demo-out/gradient.png", "demo-out/01-quickstart.html", "scratch.txt",
           "chainlib/__pycache__/stale.cpython-311.pyc", "widget/node_modules/x/index.js"]
