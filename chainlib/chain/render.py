@@ -27,6 +27,8 @@ Engine = Literal["auto", "dot", "plain"]
 DOT_TIMEOUT_S = 10.0
 MAX_CONSTANTS = 3  # constant inputs listed in a node's box; more are summarised as "+N more"
 MAX_TEXT = 28  # characters of a constant's value shown before "…"
+MAX_WIDTH_IN, MAX_HEIGHT_IN = 9, 8  # drawings fit a notebook's output area (about 900 px)
+MAX_WIDTH_PX = MAX_WIDTH_IN * 96
 
 # Fill colours by role: iterator blue, collector amber, per-item green, once-only grey, unknown red.
 FILL = {
@@ -142,7 +144,7 @@ def to_dot(chain: Graph) -> str:
     lines = [
         f"digraph {_dot_str(chain.name)} {{",
         '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, nodesep=0.3, ranksep=0.45,'
-        " bgcolor=transparent,"
+        f' bgcolor=transparent, size="{MAX_WIDTH_IN},{MAX_HEIGHT_IN}",'  # scale big ones down
         f" label={_dot_str(chain.name)}, labelloc=t];",
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=9, color="#6b7280"];',
@@ -231,10 +233,11 @@ def _plain_svg(name: str, boxes: list[NodeBox], edges: list[Edge]) -> str:
     width = PAD * 2 + n_cols * BOX_W + max(0, n_cols - 1) * COL_GAP
     height = top + total_h + PAD
 
+    scale = min(1.0, MAX_WIDTH_PX / width) if width else 1.0  # the viewBox keeps the layout
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" '
-        'font-size="11">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * scale:.0f}" '
+        f'height="{height * scale:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        'font-family="Helvetica, Arial, sans-serif" font-size="11">',
         f"<title>{escape(name)}</title>",
         '<defs><marker id="chainlib-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
