@@ -7,30 +7,41 @@ outputs are replaced, still exactly once), while an fsync per item costs through
 
 A record counts only if the input file still has the recorded size and modification time, the
 chain fingerprint matches, and every recorded output exists. A crash mid-append leaves a
-truncated last line, which is ignored.
+truncated last line, which is ignored. Which files chainlib wrote (and may replace) is kept in a
+sibling record, :mod:`chainlib.outputs`.
+
+Public API (stable; other writer nodes and the runner use it): ``Manifest(folder, fingerprint)``,
+``is_complete(source)``, ``record(source, label, outputs)`` (raises
+:class:`chainlib.records.RecordError`, one line, when the file cannot be written), ``close()``,
+``len()``, and ``MANIFEST_NAME``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("chainlib")
+from .records import JsonlLog, RecordError, read_jsonl
+
+__all__ = ["MANIFEST_NAME", "Manifest", "RecordError"]
 
 MANIFEST_NAME = ".chainlib-manifest.jsonl"
 
 
 def _stat(source: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(source)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
+    # A source may name a part of a file as FILE#PART (a video frame: "clip.mp4#frame=12"):
+    # the part's record is valid while FILE is unchanged.
+    for path in (source, source.rpartition("#")[0]):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            continue
+        if st is not None:
+            return st.st_size, st.st_mtime_ns
+    return None
 
 
 class Manifest:
@@ -42,23 +53,11 @@ class Manifest:
         self.fingerprint = fingerprint
         self._lock = threading.Lock()
         self._records: dict[str, dict[str, Any]] = {}
-        self._needs_newline = False
-        self._load()
-
-    def _load(self) -> None:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        self._needs_newline = bool(data) and not data.endswith(b"\n")
-        for n, line in enumerate(data.splitlines(), 1):
-            try:
-                rec = json.loads(line)
-                source = rec["source"]
-            except (ValueError, KeyError, TypeError):
-                log.warning("%s:%d: ignoring an unreadable manifest line", self.path, n)
-                continue
-            self._records[os.path.abspath(source)] = rec
+        records, needs_newline = read_jsonl(self.path)
+        for rec in records:
+            if isinstance(rec.get("source"), str):
+                self._records[os.path.abspath(rec["source"])] = rec
+        self._log = JsonlLog(self.path, needs_newline=needs_newline)
 
     def is_complete(self, source: str) -> bool:
         """Whether ``source`` was fully processed by this chain and its outputs still exist."""
@@ -83,16 +82,18 @@ class Manifest:
             "outputs": [os.path.abspath(p) for p in outputs],
             "finished_at": time.time(),
         }
-        line = json.dumps(rec) + "\n"
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                if self._needs_newline:
-                    f.write("\n")
-                    self._needs_newline = False
-                f.write(line)
-                f.flush()
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RecordError(self.path, exc) from None
+        self._log.append(rec)
+        with self._lock:
             self._records[rec["source"]] = rec
+
+    def close(self) -> None:
+        """Close the file (appends reopen it)."""
+        self._log.close()
 
     def __len__(self) -> int:
         with self._lock:

@@ -10,6 +10,13 @@ Kernel -> browser (synced traits, written only by this panel's publisher thread)
                     (running, pausing, paused, stopping)
     ``thumbnail`` / ``thumbnail_label``   a small JPEG (PNG with alpha) of the newest output
     ``title``, ``pull_interval``, ``fast_pull_interval``, ``command_timeout``, ``disconnect_after``
+    ``kernel``      ``{"busy", "busy_since", "hears_clicks", "pid"}``: whether a cell is running on
+                    the kernel's main shell (since when), whether this panel's messages are handled
+                    off the main shell right now (a subshell, or ``Runner.wait`` pumping them), and
+                    the kernel's process id; published at once on change
+
+All of these are owned by the kernel: an ipywidgets ``update`` from a browser that tries to set
+any of them is refused with an error reply, changes nothing and is echoed nowhere.
 
 Browser -> kernel (anywidget custom messages), each answered with :meth:`ControlPanel.send`::
 
@@ -20,9 +27,19 @@ Browser -> kernel (anywidget custom messages), each answered with :meth:`Control
     anything else
         -> {"type": "error", "id": <the id if it is an int, else None>, "error": "..."}
 
+Kernel -> browser, best effort, when the kernel shuts down or restarts (the comm closes next)::
+
+    {"type": "goodbye", "reason": "kernel shutting down", "status": <the final snapshot>}
+
+Busy kernel (see :mod:`chainlib.kernel`): the panel's comm honours the subshell the front end
+sends on, so with comms over subshells clicks are handled while a cell blocks the main shell;
+without them, ``Runner.wait`` handles the panel's messages while it blocks. At kernel shutdown
+every panel stops its run (reason "kernel shutting down"), says goodbye and closes.
+
 Publishing. One daemon thread per panel waits on the runner's watch flag and publishes the newest
 snapshot, coalesced: at most ``max_rate`` trait messages a second, a state transition at once, the
-last value always flushed (within ``1 / max_rate`` s of the last change). While the run is
+last value always flushed (within ``1 / max_rate`` s of the last change), a change of the
+``kernel`` trait at once. While the run is
 active, the heartbeat (about 1/s) carries the whole snapshot too, and the final snapshot is
 re-sent 1, 2 and 4 s after the run ends, so a lost update heals without a pull. Each message is one
 ``hold_sync`` block under one lock, so a message carries a whole snapshot. The thread never
@@ -35,7 +52,6 @@ and returns at once.
 from __future__ import annotations
 
 import io
-import json
 import math
 import random
 import threading
@@ -56,16 +72,14 @@ try:
 except ModuleNotFoundError as exc:  # the panel extra is not installed: say how to get it
     raise extra_error("chainlib.panel", "panel", [exc.name or "anywidget"]) from exc
 
+from ._bundle import front_end_module
+from .kernel import PanelLink, initial_facts
+from .panel_messages import COMMANDS, MAX_MESSAGE_BYTES, id_of, validate
+from .publisher import Publisher
 from .run.runner import Runner
-from .run.status import ACTIVE_STATES, Status
+from .run.status import Status
 
 __all__ = ["COMMANDS", "MAX_MESSAGE_BYTES", "ControlPanel", "FaultInjection"]
-
-COMMANDS: Final = ("start", "pause", "resume", "stop")
-"""The command names the panel accepts."""
-
-MAX_MESSAGE_BYTES: Final = 4096
-"""Custom messages larger than this (serialized as JSON) are refused with an error reply."""
 
 MAX_FAILURES: Final = 20
 """How many of the newest failures a published snapshot keeps."""
@@ -73,17 +87,10 @@ MAX_FAILURES: Final = 20
 THUMBNAIL_SIZE: Final = 160
 """Thumbnails fit in a square of this many pixels."""
 
-THUMBNAIL_INTERVAL: Final = 1.0
-"""Seconds between thumbnail updates (at most)."""
-
-_MESSAGE_FIELDS: Final = {
-    "command": frozenset({"type", "command", "id"}),
-    "status_request": frozenset({"type", "id"}),
-}
-
 
 def _find_widget_dir() -> Path:
-    """``chainlib/_widget`` in an installed wheel, else ``<repo>/widget`` in a source checkout."""
+    """``chainlib/_widget`` in an installed wheel (its ``panel.js`` is the built bundle), else
+    ``<repo>/widget`` in a source checkout (``panel.js`` and its imports are bundled at import)."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "_widget", here.parent / "widget"):
         if (candidate / "panel.js").is_file() and (candidate / "panel.css").is_file():
@@ -157,7 +164,7 @@ class ControlPanel(anywidget.AnyWidget):
     ``dropped_updates`` / ``dropped_replies`` messages lost on purpose by fault injection.
     """
 
-    _esm = WIDGET_DIR / "panel.js"
+    _esm = front_end_module(WIDGET_DIR / "panel.js")  # one module, built from widget/ sources
     _css = WIDGET_DIR / "panel.css"
 
     status = traitlets.Dict().tag(sync=True)
@@ -169,6 +176,7 @@ class ControlPanel(anywidget.AnyWidget):
     thumbnail = traitlets.Bytes(b"").tag(sync=True)
     thumbnail_label = traitlets.Unicode("").tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    kernel = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -196,6 +204,7 @@ class ControlPanel(anywidget.AnyWidget):
                                       None if seed is None else seed + 1)
         self._lock = threading.Lock()  # one lock around every trait message
         self._reply_lock = threading.Lock()
+        self._resend_status = False  # under _lock: the message being built re-sends ``status``
         self.publish_count = 0
         self.reply_count = 0
         if self._show_thumbnail:
@@ -208,16 +217,21 @@ class ControlPanel(anywidget.AnyWidget):
             heartbeat=time.time(),
             pull_interval=float(pull_interval),
             title=str(getattr(runner.chain, "name", "") or "chain"),
+            kernel=initial_facts(),
         )
         self.on_msg(ControlPanel._on_custom_msg)
         self._closing = threading.Event()
         self._flag = threading.Event()
+        self._link = PanelLink(self.comm, self._flag, self._kernel_shutdown)
         self._unwatch: Callable[[], None] | None = runner.watch(self._flag)
+        publisher = Publisher(
+            runner, self._link, self._flag, self._closing, first, self._unwatch,
+            publish=weakref.WeakMethod(self._publish),
+            thumbnail=weakref.WeakMethod(self._make_thumbnail) if self._show_thumbnail else None,
+            period=1.0 / self._max_rate, heartbeat_interval=self._heartbeat_interval,
+        )
         self._publisher = threading.Thread(
-            target=_publisher_main,
-            args=(weakref.ref(self), runner, self._flag, self._closing, first, self._unwatch),
-            name=f"chainlib-panel-{str(self.model_id)[:8]}",
-            daemon=True,
+            target=publisher.run, name=f"chainlib-panel-{str(self.model_id)[:8]}", daemon=True,
         )
         self._publisher.start()
 
@@ -245,16 +259,33 @@ class ControlPanel(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop the publisher thread, stop watching the runner and close the widget's comm."""
+        self._stop_publishing()
+        super().close()
+
+    def _stop_publishing(self) -> None:
         closing = getattr(self, "_closing", None)
         if closing is not None and not closing.is_set():
             closing.set()
             self._flag.set()
+            self._link.close()
             if self._unwatch is not None:
                 self._unwatch()
                 self._unwatch = None
             publisher = self._publisher
             if publisher is not threading.current_thread() and publisher.is_alive():
                 publisher.join(timeout=5.0)
+
+    def _kernel_shutdown(self, reason: str, deadline: float) -> None:
+        """The kernel is shutting down or restarting: stop the run, say goodbye, close."""
+        runner = self._runner
+        runner.stop()
+        try:
+            final = runner.wait(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:  # a node that does not reach a checkpoint: say what is true now
+            final = runner.status()
+        self._stop_publishing()  # nothing is published after the goodbye
+        self.send({"type": "goodbye", "reason": reason,
+                   "status": final.to_dict(max_failures=MAX_FAILURES)})
         super().close()
 
     def __repr__(self) -> str:
@@ -264,17 +295,18 @@ class ControlPanel(anywidget.AnyWidget):
 
     def _on_custom_msg(self, content: Any, buffers: list[Any] | None) -> None:
         """Handle one custom message (on the kernel's shell thread). Always replies once."""
+        self._link.view_message()
         try:
             reply = self._answer(content, buffers)
         except Exception as exc:  # never leave a request unanswered
-            reply = {"type": "error", "id": _id_of(content),
+            reply = {"type": "error", "id": id_of(content),
                      "error": f"internal error: {type(exc).__name__}: {exc}"}
         self._reply(reply)
 
     def _answer(self, content: Any, buffers: list[Any] | None) -> dict[str, Any]:
-        problem = _validate(content, buffers)
+        problem = validate(content, buffers)
         if problem is not None:
-            return {"type": "error", "id": _id_of(content), "error": problem}
+            return {"type": "error", "id": id_of(content), "error": problem}
         msg_id: int = content["id"]
         if content["type"] == "status_request":
             return {"type": "status", "id": msg_id, "status": self._snapshot_dict()}
@@ -298,6 +330,25 @@ class ControlPanel(anywidget.AnyWidget):
             self.reply_count += 1
         self.send(msg)
 
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Refuse a browser's ``update``: every synced trait of the panel is owned by the kernel.
+
+        ipywidgets calls this for an incoming ``update`` only (before echoing it to the other
+        views); nothing is set and nothing is echoed, the browser gets an error reply.
+        """
+        self._link.view_message()
+        names = sorted(str(k)[:64] for k in sync_data) if isinstance(sync_data, dict) else []
+        self._reply({"type": "error", "id": None,
+                     "error": f"the panel's state is owned by the kernel and cannot be set from a "
+                              f"browser (refused: {', '.join(names) or 'nothing'})"})
+
+    def send_state(self, key: str | list[str] | set[str] | None = None) -> None:
+        """ipywidgets' state sync; inside :meth:`_publish` it always carries ``status``."""
+        if self._resend_status and key is not None:
+            key = {key} if isinstance(key, str) else set(key)
+            key.add("status")
+        super().send_state(key)
+
     # ------------------------------------------------------------------ publishing
 
     def _publish(
@@ -305,6 +356,7 @@ class ControlPanel(anywidget.AnyWidget):
         snap: Status | None,
         heartbeat: float | None,
         thumb: tuple[bytes, str] | None,
+        kernel: dict[str, Any] | None = None,
     ) -> bool:
         """One trait message (publisher thread only). Returns False if nothing was sent.
 
@@ -314,17 +366,22 @@ class ControlPanel(anywidget.AnyWidget):
         """
         if snap is not None and self._drop_updates.drop():
             snap = None
-        if snap is None and heartbeat is None and thumb is None:
+        if snap is None and heartbeat is None and thumb is None and kernel is None:
             return False
         with self._lock:
-            with self.hold_sync():
-                if snap is not None:
-                    self.status = dict(snap.to_dict(max_failures=MAX_FAILURES))
-                    self._states_to_send.add("status")  # re-send even if unchanged
-                if heartbeat is not None:
-                    self.heartbeat = heartbeat
-                if thumb is not None:
-                    self.thumbnail, self.thumbnail_label = thumb
+            self._resend_status = snap is not None
+            try:
+                with self.hold_sync():
+                    if snap is not None:
+                        self.status = dict(snap.to_dict(max_failures=MAX_FAILURES))
+                    if heartbeat is not None:
+                        self.heartbeat = heartbeat
+                    if thumb is not None:
+                        self.thumbnail, self.thumbnail_label = thumb
+                    if kernel is not None:
+                        self.kernel = kernel
+            finally:
+                self._resend_status = False
             self.publish_count += 1
         return True
 
@@ -364,155 +421,3 @@ def encode_thumbnail(image: Any, size: int = THUMBNAIL_SIZE) -> bytes:
     else:
         img.save(out, format="JPEG", quality=80)
     return out.getvalue()
-
-
-def _publisher_main(
-    ref: weakref.ReferenceType[ControlPanel],
-    runner: Runner,
-    flag: threading.Event,
-    closing: threading.Event,
-    first: Status,
-    unwatch: Callable[[], None],
-) -> None:
-    """The publisher loop. Holds the panel only weakly between wake-ups.
-
-    Every message carries the whole newest snapshot when it carries a status. Messages:
-    - a new snapshot: at once for a state transition, else at most one per ``1 / max_rate`` s
-      (the newest one wins; the last one is flushed when the period has elapsed);
-    - while the run is active, a heartbeat every ``heartbeat_interval`` s, with the snapshot;
-    - after the run ends, the final snapshot again after 1, 2 and 4 s (a lost final message would
-      otherwise leave only the browser's periodic pull to find the end);
-    - a thumbnail at most every ``THUMBNAIL_INTERVAL`` s, folded into the next message.
-    """
-    panel = ref()
-    if panel is None:
-        unwatch()
-        return
-    period = 1.0 / panel._max_rate
-    hb_interval = panel._heartbeat_interval
-    show_thumb = panel._show_thumbnail
-    del panel
-    now = time.monotonic()
-    last_seq, last_state = first.seq, first.state
-    last_pub = -math.inf
-    last_hb = now  # the constructor set the heartbeat
-    next_thumb = now
-    thumb_counter: int | None = None
-    thumb_seq = -1  # seq at the last thumbnail check
-    repeats: list[float] = []  # times at which to re-send the final snapshot
-    timeout: float | None = 0.0  # look at once (a thumbnail may already exist)
-    try:
-        while not closing.is_set():
-            flag.wait(timeout)
-            if closing.is_set():
-                break
-            flag.clear()  # before reading: a change after this sets it again (no lost wake-up)
-            panel = ref()
-            if panel is None:
-                break
-            snap = runner.status()
-            now = time.monotonic()
-            active = snap.state in ACTIVE_STATES
-            open_slot = now - last_pub >= period
-            transition = snap.state != last_state
-            new = snap.seq != last_seq and (transition or open_slot)
-            heartbeat = (time.time() if active and now - last_hb >= hb_interval and
-                         (open_slot or new) else None)
-            repeat = bool(repeats) and now >= repeats[0] and not active and (open_slot or new)
-            thumb = None
-            if show_thumb and snap.seq != thumb_seq and now >= next_thumb and (open_slot or new):
-                thumb_seq = snap.seq
-                next_thumb = now + THUMBNAIL_INTERVAL
-                thumb_counter, thumb = panel._make_thumbnail(thumb_counter)
-            if new or heartbeat is not None or repeat or thumb is not None:
-                with_status = new or heartbeat is not None or repeat
-                panel._publish(snap if with_status else None, heartbeat, thumb)
-                last_pub = now
-                if heartbeat is not None:
-                    last_hb = now
-                if repeat:
-                    repeats.pop(0)
-                if new:
-                    if transition and not active:
-                        repeats = [now + 1.0, now + 2.0, now + 4.0]
-                    elif active:
-                        repeats = []
-                    last_seq, last_state = snap.seq, snap.state
-            del panel
-            # next wake-up: the runner's flag, or the earliest timer due
-            due = [now + 1.0]  # also notices a garbage-collected panel
-            if snap.seq != last_seq:
-                due.append(last_pub + period)
-            if active:
-                due.append(max(last_hb + hb_interval, last_pub + period))
-            if repeats:
-                due.append(max(repeats[0], last_pub + period))
-            if show_thumb and snap.seq != thumb_seq:
-                due.append(max(next_thumb, last_pub + period))
-            timeout = max(0.0, min(due) - time.monotonic())
-    finally:
-        unwatch()  # idempotent (close() may have done it already)
-
-
-def _id_of(content: Any) -> int | None:
-    if isinstance(content, dict):
-        msg_id = content.get("id")
-        if isinstance(msg_id, int) and not isinstance(msg_id, bool):
-            return msg_id
-    return None
-
-
-def _validate(content: Any, buffers: list[Any] | None) -> str | None:
-    """Return what is wrong with a custom message, or None if it is well-formed."""
-    if not isinstance(content, dict):
-        return f"message must be a JSON object, got {_json_type(content)}"
-    if buffers:
-        return f"binary buffers are not accepted (got {len(buffers)})"
-    try:
-        size = len(json.dumps(content, separators=(",", ":")).encode())
-    except (TypeError, ValueError):
-        return "message is not JSON-serializable"
-    if size > MAX_MESSAGE_BYTES:
-        return f"message too large: {size} bytes (limit {MAX_MESSAGE_BYTES})"
-    kind = content.get("type")
-    if "type" not in content:
-        return "missing field 'type'"
-    if not isinstance(kind, str):
-        return f"field 'type' must be a string, got {_json_type(kind)}"
-    if kind not in _MESSAGE_FIELDS:
-        return (f"unknown message type {kind[:64]!r} "
-                f"(expected one of {', '.join(sorted(_MESSAGE_FIELDS))})")
-    if "id" not in content:
-        return "missing field 'id'"
-    if _id_of(content) is None:
-        return f"field 'id' must be an integer, got {_json_type(content['id'])}"
-    extra = sorted(str(k)[:64] for k in content.keys() - _MESSAGE_FIELDS[kind])
-    if extra:
-        return f"unexpected field(s) for {kind!r}: {', '.join(repr(k) for k in extra)}"
-    if kind == "command":
-        if "command" not in content:
-            return "missing field 'command'"
-        command = content["command"]
-        if not isinstance(command, str):
-            return f"field 'command' must be a string, got {_json_type(command)}"
-        if command not in COMMANDS:
-            return f"unknown command {command[:64]!r} (expected one of {', '.join(COMMANDS)})"
-    return None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__

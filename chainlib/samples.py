@@ -9,6 +9,9 @@ The images are generated (no download): gradients, shapes, text, seeded noise, p
 value-noise textures, one RGBA image with transparency, one grayscale, one palette image, and a few
 in a sub-folder ``more/``; PNG and JPEG, 256 to 640 pixels a side. Generation takes well under a
 second and gives byte-identical files on every run with the same Pillow build.
+
+For the model and video nodes (nothing downloaded either): :func:`model` writes a tiny ONNX
+upscaler (``chainlib[models]``), :func:`video` a short synthetic MP4 (``chainlib[video]``).
 """
 
 from __future__ import annotations
@@ -20,49 +23,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 from ._cache import cache_dir
 
-__all__ = ["BROKEN", "folder", "names"]
+from ._pixels import F32
+from ._pixels import colormap as _colormap
+from ._pixels import u8 as _u8
+from ._pixels import value_noise as _value_noise
+
+__all__ = ["BROKEN", "folder", "media_folder", "model", "names", "video"]
 
 VERSION = 1
 BROKEN = "broken.jpg"
 """The name of the corrupt sample added by ``folder(include_corrupt=True)``."""
 
-F32 = npt.NDArray[np.float32]
-U8 = npt.NDArray[np.uint8]
-
 
 # -- building blocks ---------------------------------------------------------------------------
-
-
-def _u8(a: npt.NDArray[np.floating] | F32) -> U8:
-    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
-
-
-def _value_noise(w: int, h: int, seed: int, octaves: int = 5, base: int = 4) -> F32:
-    """Smooth fractal value noise in 0..1 (bicubic-upsampled random grids, summed over octaves)."""
-    rng = np.random.default_rng(seed)
-    total = np.zeros((h, w), np.float32)
-    amp, norm = 1.0, 0.0
-    for o in range(octaves):
-        gw, gh = base * 2**o + 1, max(2, round((base * 2**o) * h / w)) + 1
-        grid = rng.random((gh, gw), dtype=np.float32)
-        layer = Image.fromarray(grid, "F").resize((w, h), Image.Resampling.BICUBIC)
-        total += amp * np.asarray(layer, np.float32)
-        norm += amp
-        amp *= 0.5
-    total /= norm
-    lo, hi = float(total.min()), float(total.max())
-    return ((total - lo) / max(hi - lo, 1e-6)).astype(np.float32)
-
-
-def _colormap(t: F32, stops: list[tuple[float, tuple[int, int, int]]]) -> U8:
-    xs = [s for s, _ in stops]
-    chans = [np.interp(t, xs, [c[i] for _, c in stops]) for i in range(3)]
-    return _u8(np.dstack(chans))
 
 
 def _grid(w: int, h: int) -> tuple[F32, F32]:
@@ -293,3 +270,61 @@ def folder(path: str | os.PathLike[str] | None = None, *, include_corrupt: bool 
         except OSError:
             pass
     return root
+
+
+# -- a model and a video -----------------------------------------------------------------------
+
+
+def media_folder() -> Path:
+    """Where :func:`model` and :func:`video` write by default: ``media-v1`` next to
+    :func:`default_folder`."""
+    return default_folder().with_name(f"media-v{VERSION}")
+
+
+def _target(path: str | os.PathLike[str] | None, default_name: str) -> Path:
+    return Path(os.fspath(path)).expanduser() if path is not None else media_folder() / default_name
+
+
+def model(path: str | os.PathLike[str] | None = None, *, scale: int = 2) -> Path:
+    """Write a small deterministic ONNX upscaler and return its path (``chainlib[models]``).
+
+    It has the common export shape (float32 NCHW RGB in 0..1, dynamic size, ``scale`` times
+    larger out): bilinear interpolation plus a tiny seeded residual network, fast on a CPU.
+    ``path`` defaults to ``media_folder()/upscale-x{scale}.onnx``. Idempotent.
+    """
+    if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= 4:
+        raise ValueError(f"scale: expected 1, 2, 3 or 4, got {scale!r}")
+    from ._sample_media import model_bytes
+
+    target = _target(path, f"upscale-x{scale}.onnx")
+    _write_if_changed(target, model_bytes(scale))
+    return target
+
+
+def video(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    frames: int = 48,
+    width: int = 160,
+    height: int = 120,
+    fps: int = 24,
+    audio: bool = True,
+) -> Path:
+    """Write a short synthetic MP4 and return its path (``chainlib[video]``).
+
+    ``frames`` frames of a scrolling texture with a moving ball and the frame number, H.264
+    (MPEG-4 Part 2 where PyAV lacks libx264), with a 440 Hz AAC tone when ``audio``. ``path``
+    defaults to ``media_folder()/sample-{frames}f-{width}x{height}.mp4``. Idempotent.
+    """
+    for name, value, low in (("frames", frames, 1), ("width", width, 16),
+                             ("height", height, 16), ("fps", fps, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name}: expected a whole number >= {low}, got {value!r}")
+    if width % 2 or height % 2:
+        raise ValueError(f"width, height: must be even for yuv420p video, got {width}x{height}")
+    from ._sample_media import video_bytes
+
+    name = f"sample-{frames}f-{width}x{height}{'' if audio else '-silent'}.mp4"
+    target = _target(path, name)
+    _write_if_changed(target, video_bytes(frames, width, height, fps, audio))
+    return target

@@ -81,6 +81,8 @@ class Comm:
     open_state: dict[str, Any]
     updates: list[Received] = field(default_factory=list)
     customs: list[Received] = field(default_factory=list)
+    echoes: list[Received] = field(default_factory=list)  # ipywidgets echo_update messages
+    closed_at: float | None = None
 
 
 class KernelHarness:
@@ -168,6 +170,10 @@ class KernelHarness:
                         comm.updates.append(Received(now, data))
                     elif data.get("method") == "custom":
                         comm.customs.append(Received(now, data["content"]))
+                    elif data.get("method") == "echo_update":
+                        comm.echoes.append(Received(now, data))
+            elif kind == "comm_close" and content["comm_id"] in self.comms:
+                self.comms[content["comm_id"]].closed_at = now
             elif kind == "stream" and content.get("name") == "stdout":
                 self._outputs.setdefault(parent, []).append(content["text"])
             elif kind == "error":
@@ -216,13 +222,63 @@ class KernelHarness:
         self.wait_for(lambda: model_id in self.comms, timeout, f"comm_open of {model_id}")
         return self.comms[model_id]
 
-    def send_custom(self, comm: Comm, content: Any) -> None:
-        """A custom message, exactly as the ipywidgets front end sends ``model.send(content)``."""
+    def send_custom(self, comm: Comm, content: Any, subshell: str | None = None) -> None:
+        """A custom message, exactly as the ipywidgets front end sends ``model.send(content)``
+        (on ``subshell`` when given, as JupyterLab's "comms over subshells" does)."""
+        self.send_comm(comm, {"method": "custom", "content": content}, subshell)
+
+    def send_comm(self, comm: Comm, data: dict[str, Any], subshell: str | None = None) -> None:
+        """A raw ``comm_msg`` to the widget (e.g. an ipywidgets ``update``)."""
         assert self.kc is not None
-        msg = self.kc.session.msg("comm_msg", {
-            "comm_id": comm.comm_id, "data": {"method": "custom", "content": content},
-        })
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm.comm_id, "data": data})
+        if subshell is not None:
+            msg["header"]["subshell_id"] = subshell
         self.kc.shell_channel.send(msg)
+
+    def create_subshell(self, timeout: float = 10.0) -> str:
+        """A new subshell (``create_subshell_request`` on the control channel)."""
+        assert self.kc is not None
+        request = self.kc.session.msg("create_subshell_request", {})
+        self.kc.control_channel.send(request)
+        while True:
+            reply = self.kc.control_channel.get_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == request["header"]["msg_id"]:
+                subshell: str = reply["content"]["subshell_id"]
+                return subshell
+
+    def kernel_facts(self, comm: Comm) -> list[Received]:
+        """Every value of the panel's ``kernel`` trait, in arrival order (the comm_open's first)."""
+        with self._cond:
+            first = [Received(0.0, comm.open_state["kernel"])] if "kernel" in comm.open_state \
+                else []
+            return first + [Received(u.at, u.msg["state"]["kernel"]) for u in comm.updates
+                            if "kernel" in u.msg["state"]]
+
+    def newest_state(self, comm: Comm) -> str | None:
+        """The state of the highest-seq snapshot the panel sent (trait update or reply)."""
+        newest: tuple[int, str] | None = None
+        with self._cond:
+            snaps = [r.msg["state"].get("status") for r in comm.updates]
+            snaps += [r.msg.get("status") for r in comm.customs]
+        for snap in snaps:
+            if isinstance(snap, dict) and (newest is None or snap["seq"] >= newest[0]):
+                newest = (snap["seq"], snap["state"])
+        return None if newest is None else newest[1]
+
+    def first_index(self, msg_id: str, msg_type: str, state: str | None = None) -> int:
+        """Where in IOPub the first ``msg_type`` message of request ``msg_id`` arrived (or -1)."""
+        with self._cond:
+            for i, r in enumerate(self.iopub):
+                if (r.msg["parent_header"].get("msg_id") == msg_id
+                        and r.msg["header"]["msg_type"] == msg_type
+                        and (state is None or r.msg["content"].get("execution_state") == state)):
+                    return i
+        return -1
+
+    def busy(self, msg_id: str) -> bool:
+        """Whether the cell ``msg_id`` has not finished yet."""
+        with self._cond:
+            return msg_id not in self._idle
 
     def customs(self, comm: Comm) -> list[Received]:
         with self._cond:

@@ -53,7 +53,7 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -
 
 def outputs(out: Path) -> list[str]:
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
-                  if p.is_file() and p.name != MANIFEST_NAME)
+                  if p.is_file() and not p.name.startswith(".chainlib-"))
 
 
 def expected_outputs(ext: str) -> list[str]:
@@ -369,7 +369,7 @@ def test_sigint_stops_gracefully_and_resume_finishes(inputs: Path, tmp_path: Pat
     assert "Traceback" not in stderr
     assert stdout.startswith("stopped by the user:")
     assert "--resume" in stdout
-    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    assert not list(out.rglob(".chainlib-tmp-*"))
     saved = outputs(out)
     assert 3 <= len(saved) < N_SAMPLES
     assert len(manifest_records(out)) == len(saved)
@@ -384,7 +384,7 @@ def test_sigint_stops_gracefully_and_resume_finishes(inputs: Path, tmp_path: Pat
     records = manifest_records(out)
     assert len(records) == N_SAMPLES
     assert len({r["source"] for r in records}) == N_SAMPLES
-    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    assert not list(out.rglob(".chainlib-tmp-*"))
 
 
 @posix_only

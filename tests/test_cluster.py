@@ -89,7 +89,7 @@ def outputs(out: Path) -> list[str]:
     if not out.exists():
         return []
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
-                  if p.is_file() and p.name != MANIFEST_NAME)
+                  if p.is_file() and not p.name.startswith(".chainlib-"))
 
 
 def expected_outputs() -> list[str]:
@@ -97,7 +97,7 @@ def expected_outputs() -> list[str]:
 
 
 def temp_files(out: Path) -> list[str]:
-    return [p.name for p in out.rglob(".*.tmp-*")] if out.exists() else []
+    return [p.name for p in out.rglob(".chainlib-tmp-*")] if out.exists() else []
 
 
 def assert_valid_images(out: Path) -> None:

@@ -7,6 +7,7 @@ Custom messages go out as the ipywidgets front end sends them (``comm_msg`` with
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -163,3 +164,198 @@ def test_a_run_started_before_the_panel_is_displayed(
     fe.command("stop")
     fe.run_until(lambda f: f.state == "stopped", 10, "stopped")
     assert same(fe.snapshot, kernel.truth(run))
+
+
+# ---------------------------------------------------------------------- a busy kernel (issue 9)
+
+BLOCKING = {
+    "sleep": "time.sleep(4)",
+    "loop": "_t = time.monotonic()\nwhile time.monotonic() - _t < 4: pass",
+    "wait": "{run}.wait(60)",
+}
+
+
+def facts(kernel: KernelHarness, comm: Comm) -> dict[str, Any]:
+    """The newest value of the panel's ``kernel`` trait."""
+    return dict(kernel.kernel_facts(comm)[-1].msg)
+
+
+def click(kernel: KernelHarness, comm: Comm, command: str, msg_id: int,
+          subshell: str | None = None, state: str | None = None) -> tuple[float, float]:
+    """Send a command; return (click -> ack, click -> ``state`` published) in seconds."""
+    t0 = time.monotonic()
+    kernel.send_custom(comm, {"type": "command", "command": command, "id": msg_id}, subshell)
+    ack = kernel.reply_to(comm, msg_id, timeout=30)
+    assert ack["accepted"], ack
+    acked = next(r.at for r in kernel.customs(comm) if r.msg.get("id") == msg_id) - t0
+    if state is None:
+        return acked, acked
+    kernel.wait_for(lambda: kernel.newest_state(comm) == state, 30, f"{state} published")
+    return acked, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("cell", list(BLOCKING))
+def test_clicks_on_a_subshell_are_handled_while_a_cell_blocks(
+    kernel: KernelHarness, names: tuple[str, str], cell: str
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    subshell = kernel.create_subshell()
+    click(kernel, comm, "start", 1, subshell)
+    blocking = kernel.execute(BLOCKING[cell].format(run=run), wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    acked, paused = click(kernel, comm, "pause", 2, subshell, "paused")
+    assert kernel.busy(blocking), "the cell ended before the click was measured"
+    assert acked < 1.0 and paused < 1.0, (acked, paused)
+    now = facts(kernel, comm)
+    assert now["busy"] and now["hears_clicks"] and now["busy_since"] > 0, now
+    if cell == "wait":  # stopping ends run.wait() at once
+        click(kernel, comm, "stop", 3, subshell)
+        kernel.result(blocking, timeout=10)
+        assert kernel.truth(run)["state"] == "stopped"
+    else:
+        kernel.result(blocking, timeout=30)
+        assert kernel.truth(run)["state"] == "paused"
+    kernel.wait_for(lambda: not facts(kernel, comm)["busy"], 2, "not busy published")
+
+
+def test_a_foreign_blocking_cell_without_subshells_is_reported_busy(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute("time.sleep(3)", wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 1, "busy published")
+    assert facts(kernel, comm)["hears_clicks"] is False
+    kernel.send_custom(comm, {"type": "command", "command": "pause", "id": 2})
+    kernel.result(blocking, timeout=30)
+    ended = time.monotonic()
+    ack = kernel.reply_to(comm, 2, timeout=10)  # queued: applied when the cell ends
+    assert ack["accepted"] and ack["status"]["state"] in ("pausing", "paused")
+    assert next(r.at for r in kernel.customs(comm) if r.msg.get("id") == 2) >= ended - 0.05
+    kernel.wait_for(lambda: not facts(kernel, comm)["busy"], 2, "not busy published")
+
+
+def test_a_browser_cannot_set_kernel_owned_traits(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    seq = comm.open_state["status"]["seq"]
+    n_updates = len(kernel.updates(comm))
+    forged = dict(comm.open_state["status"], seq=10**9, state="completed")
+    for state in ({"status": forged}, {"title": "pwned"}, {"pull_interval": -1},
+                  {"kernel": {"busy": True}, "heartbeat": 0}):
+        before = len(kernel.customs(comm))
+        kernel.send_comm(comm, {"method": "update", "state": state, "buffer_paths": []})
+        kernel.wait_for(lambda b=before: len(comm.customs) > b, 10, "error reply")
+        reply = kernel.customs(comm)[before].msg
+        assert reply["type"] == "error" and reply["id"] is None, reply
+        assert "owned by the kernel" in reply["error"]
+        for name in state:
+            assert name in reply["error"]
+    out = kernel.execute(f"print({panel}.status['seq'], {panel}.title, {panel}.pull_interval)")
+    assert out.split() == [str(seq), "slow", "5.0"]
+    assert comm.echoes == []  # echoed to no view
+    assert all("title" not in u.msg["state"] and "pull_interval" not in u.msg["state"]
+               for u in kernel.updates(comm)[n_updates:])
+    assert kernel.truth(run)["seq"] == seq
+
+
+def seen_statuses(kernel: KernelHarness, comm: Comm) -> list[tuple[float, dict[str, Any]]]:
+    """Every snapshot the front end received (trait updates, replies, goodbye), by arrival."""
+    seen = [(r.at, r.msg["state"]["status"]) for r in kernel.updates(comm)
+            if "status" in r.msg["state"]]
+    seen += [(r.at, r.msg["status"]) for r in kernel.customs(comm)
+             if isinstance(r.msg.get("status"), dict)]
+    return sorted(seen, key=lambda x: x[0])
+
+
+@pytest.mark.parametrize("how", ["shutdown", "restart"])
+def test_kernel_shutdown_mid_run_ends_the_run_as_stopped(how: str) -> None:
+    h = KernelHarness()
+    try:
+        h.start()
+        comm = make(h, "run", "panel")
+        h.execute("run.start()\nwhile run.status().done < 3: time.sleep(0.01)")
+        if how == "shutdown":
+            h.km.shutdown_kernel(now=False)  # a shutdown_request, then waits for the process
+        else:
+            h.km.restart_kernel(now=False)
+        h.wait_for(lambda: comm.closed_at is not None, 10, "the panel's comm closed")
+        goodbyes = [r.msg for r in h.customs(comm) if r.msg.get("type") == "goodbye"]
+        assert len(goodbyes) == 1, goodbyes
+        goodbye = goodbyes[0]
+        assert goodbye["reason"] == "kernel shutting down"
+        assert goodbye["status"]["state"] == "stopped" and goodbye["status"]["done"] >= 3
+        seen = seen_statuses(h, comm)
+        assert all(s["state"] != "failed" for _, s in seen)
+        newest = max((s for _, s in seen), key=lambda s: s["seq"])
+        assert newest == goodbye["status"]
+    finally:
+        h.shutdown()
+
+
+def test_an_interrupt_during_wait_stops_the_run(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute(f"{run}.wait(60)", wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    kernel.km.interrupt_kernel()
+    with pytest.raises(RuntimeError, match="KeyboardInterrupt"):
+        kernel.result(blocking, timeout=20)
+    assert kernel.truth(run)["state"] == "stopped"
+    kernel.wait_for(lambda: kernel.newest_state(comm) == "stopped", 5, "stopped published")
+
+
+def test_wait_handles_the_panels_clicks_without_subshells(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    kernel.execute(f"import ipywidgets\nother_{panel} = ipywidgets.IntSlider()\n"
+                   f"display(other_{panel})")
+    other = kernel.panel_comm(f"other_{panel}")
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute(f"{run}.wait(60)", wait=False)
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    # queued behind the blocking cell: a cell and another widget's message, then our click
+    queued = kernel.execute("print('queued cell ran')", wait=False)
+    kernel.send_comm(other, {"method": "update", "state": {"value": 5}, "buffer_paths": []})
+    acked, paused = click(kernel, comm, "pause", 2, None, "paused")
+    assert kernel.busy(blocking) and kernel.busy(queued)
+    assert acked < 1.0 and paused < 1.0, (acked, paused)
+    now = facts(kernel, comm)
+    assert now["busy"] and now["hears_clicks"], now
+    assert other.echoes == []  # not ours: left for the kernel, not handled inside the cell
+    acked, _ = click(kernel, comm, "stop", 3)
+    assert acked < 1.0
+    kernel.result(blocking, timeout=10)
+    assert kernel.result(queued, timeout=10) == "queued cell ran\n"
+    ended = kernel.first_index(blocking, "status", "idle")
+    assert 0 < ended < kernel.first_index(queued, "execute_input")  # in order, after the cell
+    kernel.wait_for(lambda: bool(other.echoes), 5, "the other widget's update handled")
+    assert kernel.execute(f"print(other_{panel}.value)").strip() == "5"
+    assert kernel.truth(run)["state"] == "stopped"
+    kernel.wait_for(lambda: not facts(kernel, comm)["hears_clicks"], 2, "pumping over")
+
+
+def test_an_awaiting_cell_hears_clicks_on_the_main_shell(
+    kernel: KernelHarness, names: tuple[str, str]
+) -> None:
+    run, panel = names
+    comm = make(kernel, run, panel)
+    click(kernel, comm, "start", 1)
+    blocking = kernel.execute(f"await {run}", wait=False)  # the event loop stays free
+    kernel.wait_for(lambda: facts(kernel, comm)["busy"], 2, "busy published")
+    assert facts(kernel, comm)["hears_clicks"] is False  # not known before a click is heard
+    acked, paused = click(kernel, comm, "pause", 2, None, "paused")
+    assert acked < 1.0 and paused < 1.0 and kernel.busy(blocking)
+    kernel.wait_for(lambda: facts(kernel, comm)["hears_clicks"], 2, "hears_clicks published")
+    click(kernel, comm, "stop", 3)
+    kernel.result(blocking, timeout=10)
+    kernel.wait_for(lambda: not facts(kernel, comm)["hears_clicks"], 2, "cell over")

@@ -570,7 +570,7 @@ def test_load_folder_errors(tmp_path: Path) -> None:
 
 
 def _no_temp_files(folder: Path) -> bool:
-    return not [p for p in folder.rglob("*") if ".tmp-" in p.name]
+    return not list(folder.rglob(".chainlib-tmp-*"))
 
 
 def test_save_png_round_trip(tmp_path: Path, any_image: np.ndarray[Any, Any]) -> None:

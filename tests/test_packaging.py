@@ -26,8 +26,8 @@ pytestmark = pytest.mark.packaging
 ROOT = Path(__file__).resolve().parents[1]
 # What the sdist may hold at its top level (hatch's only-include list in pyproject.toml, plus the
 # PKG-INFO and .gitignore hatch adds).
-SDIST_TOP = {"chainlib", "widget", "tests", "notebooks", "examples", "LICENSE", "README.md",
-             "ARCHITECTURE.md", "pyproject.toml", "PKG-INFO", ".gitignore"}
+SDIST_TOP = {"chainlib", "hatch_build.py", "widget", "tests", "notebooks", "examples", "LICENSE",
+             "README.md", "ARCHITECTURE.md", "pyproject.toml", "PKG-INFO", ".gitignore"}
 # Never in a distribution: build and run leftovers, the repo's own tooling.
 DECOYS = ["chainlib-demo-out/gradient.png", "demo-out/01-quickstart.html", "scratch.txt",
           "chainlib/__pycache__/stale.cpython-311.pyc", "widget/node_modules/x/index.js"]
@@ -67,7 +67,7 @@ def test_sdist_holds_only_what_belongs(dists: dict[str, Path]) -> None:
     top = {n.split("/", 1)[0] for n in names}
     assert top <= SDIST_TOP, top - SDIST_TOP
     for needed in ("chainlib/py.typed", "chainlib/__init__.py", "widget/panel.js",
-                   "widget/panel.css", "LICENSE", "README.md", "tests/conftest.py",
+                   "widget/panel.css", "hatch_build.py", "LICENSE", "README.md", "tests/conftest.py",
                    "notebooks/01-quickstart.ipynb", "examples/resize_folder.json"):
         assert needed in names
     assert not [n for n in names if any(d in n for d in ("__pycache__", "node_modules",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 import chainlib as cl
+from chainlib.kernel import BUSY_AFTER, KernelWatch
 from chainlib.panel import MAX_MESSAGE_BYTES, WIDGET_DIR, ControlPanel, FaultInjection
 from tests.conftest import Gates, gated_chain, wait_until
 
@@ -603,3 +605,80 @@ def test_garbage_from_the_browser_gets_one_clear_answer(wire: Wire, gates: Gates
         assert run.status().seq == before.seq
     finally:
         p.close()
+
+
+# ---------------------------------------------------------------- kernel-owned state (issue 9)
+
+
+@pytest.fixture
+def watch(monkeypatch: pytest.MonkeyPatch) -> KernelWatch:
+    """A fresh process-wide kernel watch (outside a kernel) for panels made in this test."""
+    monkeypatch.setattr(KernelWatch, "_instance", None)
+    return KernelWatch.get()
+
+
+def test_browser_updates_are_refused_and_echoed_nowhere(
+    wire: Wire, gates: Gates, panels: list[ControlPanel]
+) -> None:
+    run = cl.Runner(gated_chain(2))
+    p = make_panel(panels, run)
+    before = dict(p.status)
+    wire.clear()
+    p.set_state({"status": dict(before, seq=10**9), "title": "pwned"})
+    replies = wire.replies()
+    assert len(replies) == 1 and set(replies[0]) == {"type", "id", "error"}
+    assert replies[0]["type"] == "error" and replies[0]["id"] is None
+    assert "owned by the kernel" in replies[0]["error"]
+    assert "status" in replies[0]["error"] and "title" in replies[0]["error"]
+    assert p.status == before and p.title == "chain"
+    assert [s.msg for s in wire.all() if s.msg.get("method") != "custom"] == []  # no echo
+
+
+def test_kernel_trait_outside_a_kernel(wire: Wire, panels: list[ControlPanel],
+                                       watch: KernelWatch) -> None:
+    p = make_panel(panels, cl.Runner(gated_chain(1)))
+    assert p.trait_metadata("kernel", "sync")
+    assert p.kernel == {"busy": False, "busy_since": None, "hears_clicks": False,
+                        "pid": os.getpid()}
+
+
+def test_busy_transitions_are_published_at_once(wire: Wire, panels: list[ControlPanel],
+                                                watch: KernelWatch) -> None:
+    # max_rate 0.2/s: a coalesced update would wait 5 s, a busy transition must not
+    p = make_panel(panels, cl.Runner(gated_chain(1)), max_rate=0.2)
+    t0 = time.monotonic()
+    watch.pre_run_cell(None)
+    started = time.time()
+    wait_until(lambda: p.kernel["busy"], BUSY_AFTER + 0.3, "busy published")
+    assert time.monotonic() - t0 >= BUSY_AFTER  # a short cell is not worth a message
+    assert p.kernel["busy_since"] == pytest.approx(started, abs=0.05)
+    assert p.kernel["hears_clicks"] is False  # no subshell, no pump outside a kernel
+    assert len(wire.updates("kernel", since=t0)) == 1
+    watch.post_run_cell(None)
+    wait_until(lambda: not p.kernel["busy"], 0.3, "not busy published")
+    assert p.kernel["busy_since"] is None
+    t1 = time.monotonic()
+    for _ in range(20):  # a burst of short cells: no busy flips on the wire
+        watch.pre_run_cell(None)
+        watch.post_run_cell(None)
+    wait_until(lambda: time.monotonic() > t1 + BUSY_AFTER + 0.2, 1, "a while")
+    assert wire.updates("kernel", since=t1) == []
+
+
+def test_kernel_shutdown_stops_the_run_says_goodbye_and_closes(
+    wire: Wire, gates: Gates, panels: list[ControlPanel], watch: KernelWatch
+) -> None:
+    run = cl.Runner(gated_chain(3))
+    p = make_panel(panels, run, heartbeat_interval=0.1)
+    run.start()
+    gates.wait_entered()
+    watch.shutdown("kernel shutting down")
+    assert run.status().state == "stopped"
+    assert not p.publisher_thread.is_alive() and p.comm is None
+    goodbye = wire.replies()[-1]
+    assert goodbye == {"type": "goodbye", "reason": "kernel shutting down",
+                       "status": run.status().to_dict(max_failures=20)}
+    last = wire.all()[-1]
+    assert last.msg.get("content") == goodbye  # nothing published after the goodbye
+    watch.shutdown("again")  # once
+    assert wire.all()[-1] is last

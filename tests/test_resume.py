@@ -76,7 +76,7 @@ def run(chain: cl.Chain, *, workers: int = 2, resume: bool = True,
 def outputs(out: Path) -> list[str]:
     """Every file in the output folder (relative POSIX paths), the manifest excluded."""
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
-                  if p.is_file() and p.name != MANIFEST_NAME)
+                  if p.is_file() and not p.name.startswith(".chainlib-"))
 
 
 def expected_outputs(ext: str = ".png") -> list[str]:
@@ -139,7 +139,7 @@ def test_stop_mid_run_then_resume_runs_every_item_exactly_once(
     assert (s.state, s.done, s.failed, s.skipped) == ("stopped", 5, 0, 0)
     assert len(outputs(out)) == 5
     assert len(manifest_lines(out)) == 5
-    assert not list(out.rglob("*.tmp*"))
+    assert not list(out.rglob(".chainlib-tmp-*"))
     assert_valid_images(out)
 
     throttle.open.set()

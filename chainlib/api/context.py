@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..outputs import OutputSession
 
 
 class _Hooks(Protocol):
@@ -20,13 +23,23 @@ class Context:
     (every few milliseconds of work) so Pause and Stop take effect quickly.
     """
 
-    __slots__ = ("_hooks", "item", "node", "resuming")
+    __slots__ = ("_hooks", "item", "label", "node", "outputs", "resuming", "source")
 
-    def __init__(self, hooks: _Hooks, node: str, item: int | None, resuming: bool = False) -> None:
+    def __init__(self, hooks: _Hooks, node: str, item: int | None, resuming: bool = False, *,
+                 outputs: OutputSession | None = None, source: str | None = None,
+                 label: str | None = None) -> None:
         self._hooks = hooks
         self.resuming = resuming
-        """True in a resumable run: an existing output that no finished item recorded is a
-        leftover of an interrupted item and may be replaced."""
+        """True in a resumable run: an existing output that chainlib wrote into this folder
+        (see :mod:`chainlib.outputs`) and no finished item vouches for may be replaced."""
+        self.outputs = outputs
+        """The run's :class:`chainlib.outputs.OutputSession` (locks and ownership records of its
+        output folders, and its inputs), or None outside a run. Write files through
+        :func:`chainlib.outputs.write_output` with it."""
+        self.source = source
+        """The input file of the item being processed, when its iterator names one."""
+        self.label = label
+        """The label of the item being processed (for example its relative path)."""
         self.node = node
         """The id of the node instance being executed."""
         self.item = item
@@ -36,6 +49,12 @@ class Context:
     def run_id(self) -> str:
         """The id of the run executing this node."""
         return self._hooks.run_id
+
+    @property
+    def workers(self) -> int:
+        """How many items the run processes at once in this process (1 outside a run): a node
+        that uses threads of its own divides the cores by it."""
+        return max(1, int(getattr(self._hooks, "workers", 1) or 1))
 
     def checkpoint(self) -> None:
         """Block while paused; raise ``RunStopped`` if the run is stopping."""

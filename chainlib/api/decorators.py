@@ -1,16 +1,32 @@
-"""Decorators that turn functions into node types."""
+"""Decorators that turn functions into node types.
+
+Every decorator also takes ``extra`` and ``requires`` (the pip extra and the modules a node needs:
+``chainlib nodes`` marks the node when they are missing and validation fails naming the pip
+command) and ``check`` (validates constant inputs when the chain is validated, see
+:attr:`NodeSpec.check`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .registry import build_spec, register
 
 F = TypeVar("F", bound=Callable[..., Any])
+Check = Callable[[Mapping[str, Any]], None]
 
 
-def node(node_id: str, *, output: str = "value", writes_files: bool = False) -> Callable[[F], F]:
+
+def node(
+    node_id: str,
+    *,
+    output: str = "value",
+    writes_files: bool = False,
+    extra: str | None = None,
+    requires: tuple[str, ...] = (),
+    check: Check | None = None,
+) -> Callable[[F], F]:
     """Register a regular node: called with its inputs, returns its output.
 
     Return a ``TypedDict`` (annotated as such) for several named outputs; otherwise the single
@@ -20,7 +36,8 @@ def node(node_id: str, *, output: str = "value", writes_files: bool = False) -> 
     """
 
     def wrap(fn: F) -> F:
-        spec = build_spec(fn, node_id, "node", output=output, writes_files=writes_files)
+        spec = build_spec(fn, node_id, "node", output=output, writes_files=writes_files,
+                          extra=extra, requires=requires, check=check)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 
@@ -28,7 +45,13 @@ def node(node_id: str, *, output: str = "value", writes_files: bool = False) -> 
 
 
 def iterator(
-    node_id: str, *, output: str = "value", length: Callable[..., int] | None = None
+    node_id: str,
+    *,
+    output: str = "value",
+    length: Callable[..., int] | None = None,
+    extra: str | None = None,
+    requires: tuple[str, ...] = (),
+    check: Check | None = None,
 ) -> Callable[[F], F]:
     """Register an iterator: a generator function; everything downstream runs once per item.
 
@@ -37,19 +60,29 @@ def iterator(
     """
 
     def wrap(fn: F) -> F:
-        spec = build_spec(fn, node_id, "iterator", output=output, length=length)
+        spec = build_spec(fn, node_id, "iterator", output=output, length=length, extra=extra,
+                          requires=requires, check=check)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 
     return wrap
 
 
-def collector(node_id: str, *, collect: str, output: str = "value") -> Callable[[F], F]:
+def collector(
+    node_id: str,
+    *,
+    collect: str,
+    output: str = "value",
+    extra: str | None = None,
+    requires: tuple[str, ...] = (),
+    check: Check | None = None,
+) -> Callable[[F], F]:
     """Register a collector: ``collect`` names the input that receives the list of per-item values
     (in item order, failed or skipped items left out); the function returns one value."""
 
     def wrap(fn: F) -> F:
-        spec = build_spec(fn, node_id, "collector", output=output, collect=collect)
+        spec = build_spec(fn, node_id, "collector", output=output, collect=collect, extra=extra,
+                          requires=requires, check=check)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 

@@ -10,6 +10,7 @@ defaults, typed outputs, whether it wants a :class:`Context`, and its kind:
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import threading
 import typing
@@ -60,6 +61,23 @@ class NodeSpec:
     item_type: Any = Any
     writes_files: bool = False
     doc: str = field(default="", compare=False)
+    extra: str | None = None
+    """The pip extra (``chainlib[extra]``) that installs the packages this node needs."""
+    requires: tuple[str, ...] = ()
+    """Top-level modules the node imports when it runs (checked without importing them)."""
+    check: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    """Called at validation with the node's constant inputs; raises ``ValueError`` (or a
+    ``ChainError`` naming the input) for a value that cannot work, such as a broken model file."""
+
+    def missing(self) -> tuple[str, ...]:
+        """The required modules that are not installed."""
+        return tuple(m for m in self.requires if importlib.util.find_spec(m) is None)
+
+    @property
+    def install_hint(self) -> str:
+        """The pip command that installs what this node needs."""
+        return f"pip install 'chainlib[{self.extra}]'" if self.extra else \
+            "pip install " + " ".join(self.requires)
 
     @property
     def default_output(self) -> str | None:
@@ -81,6 +99,7 @@ class NodeSpec:
                 for i in self.inputs.values()
             ],
             "outputs": [{"name": n, "type": type_name(t)} for n, t in self.outputs.items()],
+            **({"extra": self.extra, "available": not self.missing()} if self.requires else {}),
         }
 
 
@@ -134,6 +153,9 @@ def build_spec(
     length: Callable[..., int] | None = None,
     collect: str | None = None,
     writes_files: bool = False,
+    extra: str | None = None,
+    requires: tuple[str, ...] = (),
+    check: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> NodeSpec:
     """Read a node specification off a function's signature and type hints."""
     try:
@@ -186,6 +208,9 @@ def build_spec(
         item_type=item_type,
         writes_files=writes_files,
         doc=doc,
+        extra=extra,
+        requires=tuple(requires),
+        check=check,
     )
 
 

@@ -110,6 +110,9 @@ def compile_chain(chain: Graph) -> Plan:
                     node=nid, input=name,
                 )
 
+    for nid in order:
+        _check_node(nid, specs[nid], constants[nid])
+
     steps = {
         nid: Step(nid, specs[nid], phases[nid], dict(constants[nid]), dict(links[nid]))
         for nid in order
@@ -137,6 +140,26 @@ def output_folders(steps: Iterable[Step]) -> list[str]:
         if step.spec.writes_files and isinstance(folder, str) and folder not in folders:
             folders.append(folder)
     return folders
+
+
+def _check_node(nid: str, spec: NodeSpec, constants: Mapping[str, Any]) -> None:
+    """The node's optional packages are installed and its own check accepts its constants."""
+    missing = spec.missing()
+    if missing:
+        raise ChainError(f"{spec.id} needs {', '.join(missing)}, which is not installed: "
+                         f"{spec.install_hint}", node=nid)
+    if spec.check is None:
+        return
+    try:
+        spec.check(constants)
+    except ChainError as exc:
+        raise ChainError(exc.message, node=nid, input=exc.input) from None
+    except ValueError as exc:
+        # Node checks follow the nodes' convention: "input: what is wrong".
+        name, sep, rest = str(exc).partition(":")
+        if sep and name in spec.inputs:
+            raise ChainError(rest.strip(), node=nid, input=name) from None
+        raise ChainError(str(exc), node=nid) from None
 
 
 def _resolve_link(

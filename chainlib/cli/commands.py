@@ -173,7 +173,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _format_spec(spec: NodeSpec) -> list[str]:
     d = spec.describe()
-    lines = [f"{spec.id} ({spec.kind})" + (f": {spec.doc}" if spec.doc else "")]
+    missing = f" [not installed: {spec.install_hint}]" if spec.missing() else ""
+    lines = [f"{spec.id} ({spec.kind}){missing}" + (f": {spec.doc}" if spec.doc else "")]
     for i in d["inputs"]:
         default = f" = {json.dumps(i['default'])}" if "default" in i else " (required)"
         collected = " (one per item, collected)" if spec.collect == i["name"] else ""

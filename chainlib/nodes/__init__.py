@@ -1,5 +1,9 @@
-"""Built-in nodes. Importing this package registers them."""
+"""Built-in nodes. Importing this package registers them.
 
-from . import core, image
+``image.upscale`` and the ``video.*`` nodes need optional packages (``chainlib[models]``,
+``chainlib[video]``); they are always registered and import those packages when they run.
+"""
 
-__all__ = ["core", "image"]
+from . import core, image, upscale, video
+
+__all__ = ["core", "image", "upscale", "video"]

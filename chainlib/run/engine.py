@@ -76,6 +76,11 @@ class Engine:
     def run_id(self) -> str:
         return self.control.run_id
 
+    @property
+    def workers(self) -> int:
+        """How many items run at once in this process (a node's ``ctx.workers``)."""
+        return max(1, int(getattr(self.executor, "workers", 1)))
+
     # ------------------------------------------------------------------ the driver
 
     def drive(self) -> None:

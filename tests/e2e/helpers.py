@@ -291,6 +291,8 @@ EXPECTED_BUTTONS = {
     "completed": (True, False, False, "Pause"),
     "failed": (True, False, False, "Pause"),
     "disconnected": (False, False, True, "Pause"),
+    "reconnecting": (False, False, True, "Pause"),
+    "ended": (False, False, False, "Pause"),
 }
 
 

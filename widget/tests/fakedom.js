@@ -184,10 +184,31 @@ export function makeDocument() {
   return { doc, win };
 }
 
-export function makeModel(values) {
+/** A Lumino-like signal (JupyterLab's kernel.statusChanged): connect / disconnect / emit. */
+export function makeSignal() {
+  const slots = new Set();
+  return {
+    connect(fn) {
+      slots.add(fn);
+      return true;
+    },
+    disconnect(fn) {
+      return slots.delete(fn);
+    },
+    emit(value) {
+      for (const fn of [...slots]) fn(null, value);
+    },
+    count() {
+      return slots.size;
+    },
+  };
+}
+
+export function makeModel(values, widgetManager = undefined) {
   const handlers = new Map();
   return {
     values,
+    widget_manager: widgetManager,
     sent: [],
     get(k) {
       return values[k];

@@ -56,6 +56,8 @@ export const EXPECTED_BUTTONS = {
   completed: ["play"],
   failed: ["play"],
   disconnected: ["stop"],
+  reconnecting: ["stop"],
+  ended: [],
 };
 
 export function enabledSet(b) {

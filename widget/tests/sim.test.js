@@ -1,9 +1,12 @@
 // Seeded random sequences against a simulated kernel: lossy / duplicating / reordering network,
 // partitions, a busy main shell (custom messages queue up while trait + heartbeat keep flowing from a
-// thread), other views sending commands, coalesced status publishing.
+// thread, and the `kernel` trait says so), other views sending commands, coalesced status
+// publishing, and in some seeds a kernel restart (a goodbye, the page's kernel status, or both).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { initial, transition, buttons, INTERMEDIATE, FRONT_STATES } from "../state.js";
+import {
+  initial, transition, buttons, kernelBusy, INTERMEDIATE, FRONT_STATES, BUSY_NOTICE_AFTER,
+} from "../state.js";
 import { CFG, mulberry32, EXPECTED_BUTTONS, enabledSet } from "./helpers.js";
 
 const SEEDS = Number(process.env.SIM_SEEDS) || 500;
@@ -89,6 +92,11 @@ function runSeed(seed, stats) {
   let partitionUntil = -1;
   let busyUntil = -1;
   let healed = false;
+  let busyShown = false; // the kernel trait last published says busy
+  // ~1 seed in 8: the kernel restarts at a random step; how the page learns it varies
+  const restartAt = rand() < 0.125 ? Math.floor(rand() * STEPS) : -1;
+  const restartSignals = restartAt < 0 ? null : ["goodbye", "status", "both"][Math.floor(rand() * 3)];
+  let gone = false;
   const inFlight = []; // {at, to: "browser"|"kernel", kind, payload}
   const kernelQueue = []; // browser messages waiting for the main shell
   let lastPublish = -Infinity;
@@ -111,17 +119,28 @@ function runSeed(seed, stats) {
     const ctx = `seed ${seed} ${where} t=${now.toFixed(2)} ui=${m.ui} backend=${backend.state}`;
     assert.ok(m.seq >= prevSeq, `seq decreased: ${ctx}`);
     prevSeq = m.seq;
-    assert.equal(m.seq, maxDelivered, `machine seq is the newest snapshot seen: ${ctx}`);
+    if (m.ui !== "ended") assert.equal(m.seq, maxDelivered, `machine seq is the newest snapshot seen: ${ctx}`);
     assert.ok(FRONT_STATES.includes(m.ui), ctx);
-    if (m.ui !== "disconnected") {
+    if (m.ui === "ended") {
+      assert.deepEqual(m.outbox, [], `nothing is sent once ended: ${ctx}`);
+      assert.equal(m.pending, null, ctx);
+      assert.equal(m.queued, null, `no Stop queued forever: ${ctx}`);
+      assert.equal(m.notice.cause, "ended", ctx);
+    } else if (m.ui !== "disconnected" && m.ui !== "reconnecting") {
       assert.ok(m.snapshot, ctx);
       if (m.pending) {
         assert.equal(m.ui, INTERMEDIATE[m.pending.command], ctx);
-        assert.ok(m.now - m.pending.sentAt < CFG.commandTimeout, `pending too old: ${ctx}`);
+        assert.ok(kernelBusy(m) || m.now - m.pending.clockFrom < CFG.commandTimeout, `pending too old: ${ctx}`);
       } else {
         assert.equal(m.ui, m.snapshot.state, `ui follows the newest snapshot: ${ctx}`);
       }
     }
+    // busy kernel: never reload advice; a click waiting on a busy kernel is explained
+    if (m.kernel && m.kernel.busy) assert.notEqual(m.notice && m.notice.cause, "deaf", ctx);
+    if (m.connected && m.pending && kernelBusy(m) && m.now - m.pending.sentAt >= BUSY_NOTICE_AFTER) {
+      assert.equal(m.notice && m.notice.cause, "busy", `busy notice: ${ctx}`);
+    }
+    if (m.notice && m.notice.cause === "busy") assert.ok(m.pending && kernelBusy(m), ctx);
     if (m.ui === "idle") assert.equal(m.snapshot.state, "idle", `false idle: ${ctx}`);
     if (m.snapshot && ACTIVE.includes(m.snapshot.state)) assert.notEqual(m.ui, "idle", ctx);
     assert.deepEqual(enabledSet(buttons(m)), EXPECTED_BUTTONS[m.ui], ctx);
@@ -141,6 +160,7 @@ function runSeed(seed, stats) {
   }
 
   function kernelHandle(msg) {
+    if (gone) return; // a new kernel process does not know this comm
     if (msg.type === "command") {
       const [accepted, reason] = backend.command(msg.command);
       ship("browser", "custom", {
@@ -158,23 +178,42 @@ function runSeed(seed, stats) {
   // the trait value present when the view renders
   feed({ type: "snapshot", status: backend.snapshot(now) }, "render");
 
-  function advance(dt, { clicks }) {
+  function restart() {
+    // the shutdown hook stops the run and says goodbye; then the process is gone
+    if (ACTIVE.includes(backend.state)) backend.set("stopped");
+    if (restartSignals !== "status") {
+      ship("browser", "custom", { type: "goodbye", reason: "kernel shutting down", status: backend.snapshot(now) });
+    }
+    gone = true;
+    kernelQueue.length = 0;
+    if (restartSignals !== "goodbye") {
+      inFlight.push({ at: now + 0.05 + rand() * 0.5, to: "page", kind: "ended", payload: "restarted" });
+    }
+  }
+
+  function advance(dt, { clicks }, i = -1) {
     now += dt;
-    if (!healed) backend.step();
+    if (i >= 0 && i === restartAt) restart();
+    if (!healed && !gone) backend.step();
     if (!healed && rand() < 0.01) partitionUntil = now + 1 + rand() * 8;
     if (!healed && rand() < 0.01) busyUntil = now + 1 + rand() * 10;
+    const busy = now < busyUntil && !healed;
+    if (!gone && busy !== busyShown) {
+      busyShown = busy;
+      ship("browser", "kernel", { busy, busy_since: busy ? now : null, hears_clicks: false, pid: 1 });
+    }
     // kernel side: coalesced trait publishing (thread), heartbeat (thread)
-    if (backend.seq !== publishedSeq && now - lastPublish >= 0.1) {
+    if (!gone && backend.seq !== publishedSeq && now - lastPublish >= 0.1) {
       publishedSeq = backend.seq;
       lastPublish = now;
       ship("browser", "trait", backend.snapshot(now));
     }
-    if (ACTIVE.includes(backend.state) && now - lastHeartbeat >= 1) {
+    if (!gone && ACTIVE.includes(backend.state) && now - lastHeartbeat >= 1) {
       lastHeartbeat = now;
       ship("browser", "heartbeat", now);
     }
     // another view commands the same runner; its acks are broadcast to this view too
-    if (!healed && rand() < 0.005) {
+    if (!healed && !gone && rand() < 0.005) {
       const cmd = ["start", "pause", "resume", "stop"][Math.floor(rand() * 4)];
       const [accepted, reason] = backend.command(cmd);
       ship("browser", "custom", { type: "ack", id: 7, command: cmd, accepted, reason, status: backend.snapshot(now) });
@@ -184,6 +223,8 @@ function runSeed(seed, stats) {
     while (inFlight.length && inFlight[0].at <= now) {
       const d = inFlight.shift();
       if (d.to === "kernel") kernelQueue.push(d.payload);
+      else if (d.kind === "ended") feed({ type: "ended", cause: d.payload }, "kernel status");
+      else if (d.kind === "kernel") feed({ type: "kernel", value: d.payload }, "kernel trait");
       else if (d.kind === "trait") feed({ type: "snapshot", status: d.payload }, "trait");
       else if (d.kind === "heartbeat") feed({ type: "heartbeat", value: d.payload }, "heartbeat");
       else feed({ type: "message", msg: d.payload }, `msg:${d.payload.type}`);
@@ -200,11 +241,18 @@ function runSeed(seed, stats) {
     if (clicks && rand() < 0.01) feed({ type: rand() < 0.5 ? "visible" : "online" }, "page");
   }
 
-  for (let i = 0; i < STEPS; i++) advance(0.05 + rand() * 0.45, { clicks: true });
+  for (let i = 0; i < STEPS; i++) advance(0.05 + rand() * 0.45, { clicks: true }, i);
 
   // heal: no loss, no partition, kernel not busy, backend frozen, no more clicks
   healed = true;
   for (let i = 0; i < 200; i++) advance(0.1, { clicks: false });
+  if (gone) {
+    // told by a goodbye (lost messages are not re-sent) or by the page's kernel status
+    const told = restartSignals !== "goodbye" || m.ui === "ended";
+    if (restartSignals !== "goodbye") assert.equal(m.ui, "ended", `seed ${seed}: restart seen`);
+    if (told && m.ui === "ended") stats.ended_told = (stats.ended_told || 0) + 1;
+    return;
+  }
   assert.equal(m.ui, backend.state, `seed ${seed}: converged display`);
   assert.equal(m.seq, backend.seq, `seed ${seed}: converged seq`);
 }

@@ -17,7 +17,7 @@ function step(s, event) {
 const UNDERLYING = {
   idle: "idle", starting: "idle", running: "running", pausing: "running", paused: "paused",
   resuming: "paused", stopping: "running", stopped: "stopped", completed: "completed",
-  failed: "failed", disconnected: "running",
+  failed: "failed", disconnected: "running", reconnecting: "running", ended: "running",
 };
 const PENDING_FROM = { starting: "play", pausing: "pause", resuming: "resume", stopping: "stop" };
 
@@ -26,6 +26,17 @@ const PENDING_FROM = { starting: "play", pausing: "pause", resuming: "resume", s
  * a pending click at T. disconnected: running snapshot at T-3.5 then silence until T-0.5.
  */
 function build(name) {
+  if (name === "reconnecting") {
+    // contact is back (a heartbeat) but no request sent since the disconnect is answered yet
+    const s = step(build("disconnected"), { type: "heartbeat", value: 1, now: T - 0.2 });
+    assert.equal(s.ui, "reconnecting");
+    return s;
+  }
+  if (name === "ended") {
+    const s = step(build("running"), { type: "ended", cause: "restarted", now: T });
+    assert.equal(s.ui, "ended");
+    return s;
+  }
   if (name === "disconnected") {
     let s = initial(CFG, T - 3.5, { idBase: BASE });
     s = step(s, { type: "message", msg: { type: "status", id: BASE, status: snap("running", 10) }, now: T - 3.5 });
@@ -78,7 +89,7 @@ const EVENTS = {
   snapshot_gap: (s, name) => step(s, { type: "snapshot", status: snap(UNDERLYING[name], 15), now: E }),
   status_reply: (s, name) => {
     s = step(s, { type: "visible", now: T + 0.1 });
-    const id = s.outbox[0].id;
+    const id = s.outbox.length ? s.outbox[0].id : 999; // ended: nothing is sent
     return step(s, { type: "message", msg: { type: "status", id, status: snap(UNDERLYING[name], 11) }, now: E });
   },
   heartbeat: (s) => step(s, { type: "heartbeat", value: 1e9, now: E }),
@@ -99,46 +110,87 @@ const EVENTS = {
 
 // Explicit expected outcomes: "<ui after>|<messages sent by the last event>".
 // Columns: idle starting running pausing paused resuming stopping stopped completed failed disconnected
+// reconnecting ended
 const COLS = FRONT_STATES;
 const TABLE = {
-  click_play: ["starting|command:start", "starting|", "running|", "pausing|", "paused|", "resuming|",
-    "stopping|", "starting|command:start", "starting|command:start", "starting|command:start", "disconnected|"],
-  click_pause: ["idle|", "starting|", "pausing|command:pause", "pausing|", "paused|", "resuming|",
-    "stopping|", "stopped|", "completed|", "failed|", "disconnected|"],
-  click_resume: ["idle|", "starting|", "running|", "pausing|", "resuming|command:resume", "resuming|",
-    "stopping|", "stopped|", "completed|", "failed|", "disconnected|"],
-  click_stop: ["idle|", "stopping|command:stop", "stopping|command:stop", "stopping|command:stop",
-    "stopping|command:stop", "stopping|command:stop", "stopping|", "stopped|", "completed|", "failed|",
-    "disconnected|command:stop"],
-  ack_accepted: ["idle|", "running|", "running|", "pausing|", "paused|", "running|", "stopping|",
-    "stopped|", "completed|", "failed|", "running|status_request"],
-  ack_rejected: ["idle|", "idle|", "running|", "running|", "paused|", "paused|", "running|",
-    "stopped|", "completed|", "failed|", "running|status_request"],
-  snapshot_newer: ["idle|", "starting|", "running|", "pausing|", "paused|", "resuming|", "stopping|",
-    "stopped|", "completed|", "failed|", "running|status_request"],
-  snapshot_older: ["idle|", "starting|", "running|", "pausing|", "paused|", "resuming|", "stopping|",
-    "stopped|", "completed|", "failed|", "running|status_request"],
-  snapshot_gap: ["idle|status_request", "starting|status_request", "running|status_request",
-    "pausing|status_request", "paused|status_request", "resuming|status_request",
-    "stopping|status_request", "stopped|status_request", "completed|status_request",
-    "failed|status_request", "running|status_request"],
-  status_reply: ["idle|", "starting|", "running|", "pausing|", "paused|", "resuming|", "stopping|",
-    "stopped|", "completed|", "failed|", "running|"],
-  heartbeat: ["idle|", "starting|", "running|", "pausing|", "paused|", "resuming|", "stopping|",
-    "stopped|", "completed|", "failed|", "running|status_request"],
-  tick_early: ["idle|", "starting|", "running|", "pausing|", "paused|", "resuming|", "stopping|",
-    "stopped|", "completed|", "failed|", "disconnected|"],
-  tick_command_timeout: ["idle|", "idle|status_request", "running|", "running|status_request", "paused|",
-    "paused|status_request", "running|status_request", "stopped|", "completed|", "failed|", "running|"],
-  tick_silence: ["idle|status_request", "disconnected|status_request", "disconnected|status_request",
-    "disconnected|status_request", "disconnected|status_request", "disconnected|status_request",
-    "disconnected|status_request", "stopped|status_request", "completed|status_request",
-    "failed|status_request", "disconnected|status_request"],
-  tick_pull_unanswered: COLS.map(() => "disconnected|"),
-  visible: COLS.map((c) => `${c === "disconnected" ? "disconnected" : c}|status_request`),
-  online: COLS.map((c) => `${c}|status_request`),
-  error_reply: ["idle|", "starting|", "running|", "pausing|", "paused|", "resuming|", "stopping|",
-    "stopped|", "completed|", "failed|", "running|status_request"],
+  click_play: [
+    "starting|command:start", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "starting|command:start", "starting|command:start", "starting|command:start",
+    "disconnected|", "reconnecting|", "ended|",
+  ],
+  click_pause: [
+    "idle|", "starting|", "pausing|command:pause", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "disconnected|", "reconnecting|", "ended|",
+  ],
+  click_resume: [
+    "idle|", "starting|", "running|", "pausing|", "resuming|command:resume",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "disconnected|", "reconnecting|", "ended|",
+  ],
+  click_stop: [
+    "idle|", "stopping|command:stop", "stopping|command:stop", "stopping|command:stop", "stopping|command:stop",
+    "stopping|command:stop", "stopping|", "stopped|", "completed|", "failed|",
+    "disconnected|command:stop", "reconnecting|command:stop", "ended|",
+  ],
+  ack_accepted: [
+    "idle|", "running|", "running|", "pausing|", "paused|",
+    "running|", "stopping|", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
+  ack_rejected: [
+    "idle|", "idle|", "running|", "running|", "paused|",
+    "paused|", "running|", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
+  snapshot_newer: [
+    "idle|", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
+  snapshot_older: [
+    "idle|", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
+  snapshot_gap: [
+    "idle|status_request", "starting|status_request", "running|status_request", "pausing|status_request", "paused|status_request",
+    "resuming|status_request", "stopping|status_request", "stopped|status_request", "completed|status_request", "failed|status_request",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
+  status_reply: [
+    "idle|", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "running|", "running|", "ended|",
+  ],
+  heartbeat: [
+    "idle|", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
+  tick_early: [
+    "idle|", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "disconnected|", "reconnecting|", "ended|",
+  ],
+  tick_command_timeout: [
+    "idle|", "idle|status_request", "running|", "running|status_request", "paused|",
+    "paused|status_request", "running|status_request", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|status_request", "ended|",
+  ],
+  tick_silence: [
+    "idle|status_request", "disconnected|status_request", "disconnected|status_request", "disconnected|status_request", "disconnected|status_request",
+    "disconnected|status_request", "disconnected|status_request", "stopped|status_request", "completed|status_request", "failed|status_request",
+    "disconnected|status_request", "disconnected|", "ended|",
+  ],
+  tick_pull_unanswered: COLS.map((c) => (c === "ended" ? "ended|" : "disconnected|")),
+  visible: COLS.map((c) => (c === "ended" ? "ended|" : `${c}|status_request`)),
+  online: COLS.map((c) => (c === "ended" ? "ended|" : `${c}|status_request`)),
+  error_reply: [
+    "idle|", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
 };
 
 describe("transition table: every (state, event) pair", () => {
@@ -154,8 +206,11 @@ describe("transition table: every (state, event) pair", () => {
         assert.ok(after.seq >= before.seq, "seq never decreases");
         assert.deepEqual(enabledSet(buttons(after)), EXPECTED_BUTTONS[after.ui]);
         if (kind === "snapshot_older") assert.equal(after.seq, 10);
-        if (kind === "snapshot_gap") assert.equal(after.seq, 15);
-        if (kind === "error_reply") {
+        if (kind === "snapshot_gap") assert.equal(after.seq, name === "ended" ? 10 : 15);
+        if (name === "ended") {
+          assert.equal(after.notice.cause, "ended", "ended is terminal: its notice stays");
+          assert.deepEqual(after.outbox, []);
+        } else if (kind === "error_reply") {
           assert.equal(after.notice.level, "error");
           assert.match(after.notice.text, /bad message/);
         }
@@ -259,11 +314,14 @@ describe("targeted behaviour", () => {
     const firstId = s.outbox[0].id;
     assert.equal(s.queued.id, firstId);
     s = transition(s, { type: "heartbeat", value: 1, now: T + 1 });
-    assert.equal(s.ui, "stopping");
+    assert.equal(s.ui, "reconnecting", "a heartbeat alone does not prove the shown state is current");
     const types = s.outbox.map((m) => m.type + (m.command ? `:${m.command}` : ""));
     assert.deepEqual(types.sort(), ["command:stop", "status_request"]);
     assert.equal(s.queued, null);
     assert.match(s.notice.text, /queued Stop sent/);
+    const pull = s.outbox.find((m) => m.type === "status_request").id;
+    s = transition(s, { type: "message", msg: { type: "status", id: pull, status: snap("running", 11) }, now: T + 1.1 });
+    assert.equal(s.ui, "stopping");
   });
 
   test("disconnected: an ack of the queued stop itself counts as delivery", () => {
@@ -281,7 +339,7 @@ describe("targeted behaviour", () => {
     let s = build("disconnected");
     s = transition(s, { type: "click", button: "stop", now: T });
     s = transition(s, { type: "snapshot", status: snap("completed", 20), now: T + 1 });
-    assert.equal(s.ui, "completed");
+    assert.equal(s.ui, "reconnecting");
     assert.equal(s.queued, null);
     assert.ok(!s.outbox.some((m) => m.type === "command"));
     assert.match(s.notice.text, /not needed/);
@@ -353,7 +411,7 @@ describe("targeted behaviour", () => {
     assert.match(s.notice.text, /does not answer this panel's requests/);
     // an answer ends it; a later deafness warns again
     const lastPull = s.pulls[s.pulls.length - 1];
-    s = step(s, { type: "message", msg: { type: "status", id: lastPull, status: snap("running", ++seq) }, now: 30 });
+    s = step(s, { type: "message", msg: { type: "status", id: lastPull, status: snap("running", ++seq) }, now: DEAF_AFTER + 6.1 });
     assert.equal(s.pullSince, null);
     assert.equal(s.deafWarned, false);
   });

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from PIL import Image as PILImage
 from PIL import ImageColor, ImageOps, UnidentifiedImageError
 
+from ... import memory
 from ...api import Image
 
 RGBA = tuple[int, int, int, int]
@@ -111,17 +112,96 @@ def from_pil(im: PILImage.Image) -> Image:
     return np.ascontiguousarray(out)
 
 
+def _channels(im: PILImage.Image) -> int:
+    """Channels of the convention array :func:`from_pil` makes of ``im`` (before loading)."""
+    mode = im.mode
+    if mode in ("RGBA", "LA", "La", "PA", "RGBa"):
+        return 4
+    if mode == "P":
+        return 4 if "transparency" in im.info else 3
+    if mode in ("L", "1", "I", "F") or mode.startswith("I;16"):
+        return 1
+    return 3
+
+
+_PIL_CORE: Any = getattr(PILImage, "core")  # noqa: B009  (not re-exported for mypy)
+
+# Formats whose Pillow plugins decode through ImageFile.load into a preset image memory.
+_DIRECT_FORMATS = frozenset({"PNG", "JPEG", "BMP", "TIFF"})
+_ROWS_PER_BLOCK = 256
+_ORIENT: dict[int, Callable[[npt.NDArray[Any]], npt.NDArray[Any]]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _decode_direct(im: PILImage.Image) -> Image | None:
+    """Decode ``im`` (``L``, ``RGB`` or ``RGBA``) straight into a numpy buffer, or return None
+    (nothing decoded) when this format or mode needs Pillow's own path.
+
+    Pillow keeps RGB as 4 bytes per pixel; decoding into our buffer and compacting it in place
+    to 3 bytes per pixel peaks at 4/3 of the decoded array, where decoding then copying would
+    peak at 7/3 of it.
+    """
+    mode = im.mode
+    if mode not in ("L", "RGB", "RGBA") or im.format not in _DIRECT_FORMATS:
+        return None
+    w, h = im.size
+    pixel = 1 if mode == "L" else 4
+    buf = np.empty(w * h * pixel, np.uint8)
+    core = _PIL_CORE.map_buffer(buf, (w, h), "raw", 0, (mode, w * pixel, 1))
+    im.im = core
+    im.load()
+    if im.im is not core:  # the plugin replaced the memory (a memory-mapped file): use it
+        return None
+    im.im = None  # type: ignore[assignment]  # drop Pillow's reference to our buffer
+    del core
+    if mode == "RGB":
+        rows = buf.reshape(h, w, 4)
+        flat = buf[: h * w * 3]
+        for y in range(0, h, _ROWS_PER_BLOCK):
+            block = rows[y : y + _ROWS_PER_BLOCK, :, :3].copy()  # overlaps its target
+            flat[y * w * 3 : y * w * 3 + block.size] = block.reshape(-1)
+        del rows, flat
+        buf.resize(h * w * 3, refcheck=False)  # give the unused tail back
+        return cast(Image, buf.reshape(h, w, 3))
+    return cast(Image, buf.reshape(h, w) if mode == "L" else buf.reshape(h, w, 4))
+
+
+def _orientation(im: PILImage.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # broken EXIF: keep the image as stored, as exif_transpose does
+        return 1
+    return value if isinstance(value, int) else 1
+
+
 def read_image(path: str | os.PathLike[str]) -> Image:
     """Read an image file into the convention, applying its EXIF orientation.
 
     A missing, unreadable, truncated or unrecognised file raises ``ValueError`` naming the file and
-    the reason. Multi-frame files (animated GIF, multi-page TIFF) give their first frame.
+    the reason, and so does an image over the per-image limit (:mod:`chainlib.memory`; checked
+    from the header, before decoding). Multi-frame files (animated GIF, multi-page TIFF) give
+    their first frame. In a run with a memory budget the decode waits for room in it.
     """
     name = os.fspath(path)
     try:
         with PILImage.open(name) as im:
+            w, h = im.size
+            decoded = memory.check_image(name, w, h, _channels(im))
+            memory.reserve(decoded, f"image {name!r}")
+            direct = _decode_direct(im)
+            if direct is not None:
+                turn = _ORIENT.get(_orientation(im))
+                return direct if turn is None else cast(Image, np.ascontiguousarray(turn(direct)))
             im.load()
-            oriented = ImageOps.exif_transpose(im)
+            oriented = ImageOps.exif_transpose(im, in_place=False) if _orientation(im) != 1 \
+                else im
             return from_pil(oriented if oriented is not None else im)
     except FileNotFoundError:
         raise ValueError(f"cannot read image {name!r}: file not found") from None
@@ -134,6 +214,9 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     except PILImage.DecompressionBombError as exc:
         raise ValueError(f"cannot read image {name!r}: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
+        if isinstance(exc, memory.OverBudget) or (
+                isinstance(exc, ValueError) and str(exc).startswith("cannot read image")):
+            raise
         reason = str(exc) or type(exc).__name__
         raise ValueError(f"cannot read image {name!r}: {reason}") from exc
 

@@ -41,11 +41,38 @@ def _check_int(param: str, value: int, lo: int, hi: int = MAX_SIDE) -> int:
     return int(value)
 
 
+# Filter support radius in source pixels at scale 1 (Pillow's values; nearest needs none).
+_SUPPORT = {"nearest": 0.5, "bilinear": 1.0, "bicubic": 2.0, "lanczos": 3.0, "box": 0.5}
+STRIPE_PIXELS = 8 << 20
+"""Source images larger than this (pixels) shrunk with a smooth filter (bilinear, bicubic,
+lanczos) are resized in horizontal stripes, so Pillow's copy of the input never holds more than a
+stripe. Results may differ from a whole-image resize by rounding (at most 1 on opaque pixels)."""
+_STRIPED = frozenset({"bilinear", "bicubic", "lanczos"})
+
+
 def resize_to(image: Image, size: tuple[int, int], filter: str = "lanczos") -> Image:
     """Resize to exactly ``(width, height)`` with a named filter (alpha handled premultiplied)."""
     if (image.shape[1], image.shape[0]) == size:
         return cast(Image, image.copy())
-    return from_pil(to_pil(image).resize(size, _FILTERS[filter]))
+    h, w = image.shape[:2]
+    if h * w <= STRIPE_PIXELS or size[1] < 2 or size[1] >= h or filter not in _STRIPED:
+        return from_pil(to_pil(image).resize(size, _FILTERS[filter]))
+    # Each band of output rows is computed from the source rows its filter window reaches
+    # (plus one row each side), given to Pillow as a box in the stripe's coordinates.
+    f = h / size[1]
+    reach = _SUPPORT[filter] * max(f, 1.0) + 1.0
+    band = max(1, int(STRIPE_PIXELS / w / max(f, 1.0)))
+    out = np.empty((size[1], size[0], *image.shape[2:]), np.uint8)
+    for oy0 in range(0, size[1], band):
+        oy1 = min(size[1], oy0 + band)
+        y0, y1 = oy0 * f, oy1 * f
+        s0 = max(0, int(y0 - reach))
+        s1 = min(h, int(y1 + reach) + 1)
+        stripe = to_pil(image[s0:s1])
+        part = stripe.resize((size[0], oy1 - oy0), _FILTERS[filter],
+                             box=(0.0, y0 - s0, float(w), y1 - s0))
+        out[oy0:oy1] = from_pil(part)
+    return cast(Image, out)
 
 
 @node("image.resize", output="image")

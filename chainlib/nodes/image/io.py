@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import os
 import re
-import secrets
 import string
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, TypedDict, cast
+from typing import IO, Any, Literal, TypedDict, cast
 
 import numpy as np
 
 from ...api import Context, Image, Item, Lazy, iterator, node
+from ...outputs import write_output
 from .convert import IMAGE_EXTENSIONS, as_image, check_range, has_alpha, read_image, to_pil
 
 
@@ -106,18 +105,28 @@ def _count(folder: str, pattern: str = "*", recursive: bool = False) -> int:
 
 
 @iterator("image.load_folder", length=_count)
-def load_folder(folder: str, pattern: str = "*", recursive: bool = False) -> Iterator[FolderItem]:
+def load_folder(
+    folder: str, pattern: str = "*", recursive: bool = False, ctx: Context | None = None
+) -> Iterator[FolderItem]:
     """Load every image in a folder, one item each, in sorted (natural) order.
 
     Outputs per item: ``image``, ``name`` (file stem, for ``image.save``), ``path`` (relative POSIX
     path, also the item label) and ``subfolder`` (relative parent folder, ``""`` at the top; link
     it to ``image.save``'s ``subfolder`` to mirror the tree). ``pattern`` is a case-insensitive
     glob on the file name (on the relative path if it contains ``/``); ``recursive`` descends into
-    sub-folders. Hidden files are skipped. Decoding happens on the worker running the item.
+    sub-folders. Hidden files are skipped, and so are files this run's output folders record as
+    written by chainlib (an in-place run never takes its own outputs as inputs). Decoding happens
+    on the worker running the item.
     """
     root = _check_folder(folder).resolve()
-    for rel in list_images(folder, pattern, recursive):
-        abs_path = str(root.joinpath(*rel.split("/")))
+    session = ctx.outputs if ctx is not None else None
+    listed = [(rel, str(root.joinpath(*rel.split("/"))))
+              for rel in list_images(folder, pattern, recursive)]
+    if session is not None:
+        listed = [(rel, p) for rel, p in listed if not session.is_output(p)]
+        # Declared before the first item: no output of this run may replace any of them.
+        session.add_inputs(p for _, p in listed)
+    for rel, abs_path in listed:
         parent = PurePosixPath(rel).parent.as_posix()
         value = {
             "image": Lazy(read_image, abs_path),
@@ -209,25 +218,6 @@ def _prepare(image: Image, fmt: str) -> Any:
     return to_pil(image)
 
 
-def _open_temp(directory: str, file_name: str) -> tuple[int, str]:
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{file_name}.tmp-{secrets.token_hex(4)}")
-        try:
-            return os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-            ), tmp
-        except FileExistsError:
-            continue
-    raise OSError(errno.EEXIST, "could not create a temporary file", directory)
-
-
-def _exists_error(target: str) -> ValueError:
-    return ValueError(
-        f"overwrite: {target!r} already exists; set overwrite=True to replace it"
-        " (or change name/template/folder)"
-    )
-
-
 @node("image.save", output="path", writes_files=True)
 def save(
     image: Image,
@@ -247,9 +237,11 @@ def save(
     the format's extension. ``format="auto"`` keeps a known extension already in the name, else
     PNG. ``quality`` (1-100) applies to JPEG and WebP. JPEG and BMP drop alpha by
     compositing on white.
-    An existing file is an error unless ``overwrite`` is set. The image is written to a hidden
-    temporary file in the target folder and moved into place, so a stop or crash never leaves a
-    half-written output.
+    The file appears complete or not at all (a hidden temporary file moved into place). An
+    existing file is never replaced unless ``overwrite`` is set, except by a resumed run when
+    chainlib wrote it into this folder and nobody changed it since; an input of the run is never
+    replaced, and two items writing one file is an error naming both (see
+    :mod:`chainlib.outputs`).
     """
     image = as_image(image)
     fmt: str = format
@@ -265,14 +257,6 @@ def save(
     sub = _check_subfolder(subfolder)
     directory = os.path.join(os.path.expanduser(os.fspath(folder)), *([sub] if sub else []))
     target = os.path.join(directory, file_name)
-    # On resume, an output no finished item recorded is a leftover of an interrupted item.
-    overwrite = overwrite or (ctx is not None and ctx.resuming)
-    if not overwrite and os.path.lexists(target):
-        raise _exists_error(target)
-    if os.path.isdir(target):
-        raise ValueError(f"name: {target!r} is a folder")
-
-    pil = _prepare(image, fmt)
     pil_format = _FORMATS[fmt][0]
     options: dict[str, Any] = {}
     if fmt == "jpeg":
@@ -282,25 +266,19 @@ def save(
     elif fmt == "png":
         options = {"compress_level": 6}
 
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = _open_temp(directory, file_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format=pil_format, **options)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)  # atomic and fails if the target appeared meanwhile
-            except FileExistsError:
-                raise _exists_error(target) from None
-            except OSError:  # no hard links on this file system
-                if os.path.lexists(target):
-                    raise _exists_error(target) from None
-                os.replace(tmp, target)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-    return target
+    def write(fh: IO[bytes]) -> None:
+        _prepare(image, fmt).save(fh, format=pil_format, **options)
+
+    source = ctx.source if ctx is not None else None
+    if source is not None:
+        item = repr(source)
+    elif ctx is not None and ctx.label is not None:
+        item = repr(ctx.label)
+    else:
+        item = f"item {index}" if ctx is not None and ctx.item is not None else "this image"
+    return write_output(
+        target, write, folder=os.path.expanduser(os.fspath(folder)),
+        session=ctx.outputs if ctx is not None else None, item=item, source=source,
+        node=ctx.node if ctx is not None else "", overwrite=bool(overwrite),
+        resuming=ctx is not None and ctx.resuming, record=ctx is not None,
+    )

@@ -1,0 +1,84 @@
+"""B8: chain validation scales linearly (issue 10: 600k nodes in <= 5 s).
+
+For each size N (10k ... 600k nodes) a chain file is written: ``core.range`` feeding a binary
+tree of ``core.constant`` nodes (node i links to node (i-1)//2, so many nodes are ready at once,
+the worst case for a queue kept in a list) closed by a ``core.collect``. Each size runs in a fresh
+process that times ``Chain.load`` (read + parse + build) and ``chain.validate()`` separately and
+reports its peak RSS. Prints microseconds per node and the ratio largest/smallest of the total
+time per node (goal <= 1.5), and whether 600k nodes took <= 5 s.
+
+    PYTHONPATH=. python benchmarks/b8_validate_scale.py [--sizes 10000,20000,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+import chainlib as cl
+path = sys.argv[1]
+t0 = time.perf_counter()
+chain = cl.Chain.load(path)
+t1 = time.perf_counter()
+chain.validate()
+t2 = time.perf_counter()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"load": t1 - t0, "validate": t2 - t1, "peak": peak}))
+"""
+
+
+def chain_file(n: int, path: Path) -> None:
+    nodes = [{"id": "n0", "type": "core.range", "inputs": {"n": {"value": 3}}}]
+    for i in range(1, n - 1):
+        parent = f"n{(i - 1) // 2}"
+        nodes.append({"id": f"n{i}", "type": "core.constant",
+                      "inputs": {"value": {"link": {"node": parent}}}})
+    nodes.append({"id": "collect", "type": "core.collect",
+                  "inputs": {"values": {"link": {"node": f"n{n - 2}"}}}})
+    path.write_text(json.dumps({"format": "chainlib.chain", "version": 1, "name": f"b8-{n}",
+                                "nodes": nodes}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,20000,40000,80000,150000,300000,600000")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per size")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    per_node: dict[int, float] = {}
+    print(f"{'nodes':>8} {'file MB':>8} {'load s':>8} {'validate s':>10} {'total s':>8} "
+          f"{'us/node':>8} {'peak RSS MB':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = Path(tmp) / f"chain-{n}.json"
+            chain_file(n, path)
+            try:
+                res = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True,
+                                     text=True, check=True, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{n:>8} took more than {args.timeout:.0f} s: stopping here")
+                break
+            d = json.loads(res.stdout.strip().splitlines()[-1])
+            total = d["load"] + d["validate"]
+            per_node[n] = total / n
+            print(f"{n:>8} {path.stat().st_size / 2**20:>8.1f} {d['load']:>8.2f} "
+                  f"{d['validate']:>10.2f} {total:>8.2f} {total / n * 1e6:>8.2f} "
+                  f"{d['peak'] / 2**20:>11.0f}")
+            path.unlink()
+    if len(per_node) >= 2:
+        lo, hi = min(per_node), max(per_node)
+        print(f"time per node, {hi} vs {lo} nodes: ratio {per_node[hi] / per_node[lo]:.2f} "
+              "(goal <= 1.5)")
+    if 600000 in per_node:
+        total = per_node[600000] * 600000
+        print(f"600k nodes: {total:.2f} s (goal <= 5 s): {'met' if total <= 5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Importing the optional packages some nodes need, with an error that says how to install them."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import ChainError
+
+
+def require(module: str, extra: str) -> Any:
+    """Import ``module``; if it is missing, raise ``ChainError`` naming the pip command.
+
+    Typed ``Any``: the optional packages are used through their documented run-time API, and
+    their type stubs (where they exist) are not needed to use chainlib.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ChainError(f"{module} is not installed (needed by the {extra!r} nodes): "
+                         f"pip install 'chainlib[{extra}]'") from exc

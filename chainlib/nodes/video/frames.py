@@ -1,0 +1,160 @@
+"""Reading videos with PyAV: ``video.frames`` (an iterator) and ``video.info``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from typing import Any, TypedDict, cast
+
+from ...api import Image, Item, Lazy, iterator, node
+from .._extras import require
+
+FRAME_KEY = "#frame="
+"""Items are identified as ``<video path>#frame=<index>`` (the resume record's source)."""
+
+
+def av() -> Any:
+    """The PyAV module (a ChainError naming the pip command if it is missing)."""
+    return require("av", "video")
+
+
+def check_path(name: str, path: Any) -> str:
+    """``path`` as an absolute path to an existing file, else ValueError naming the input."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"{name}: expected a video file path, got {path!r}")
+    full = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if not os.path.isfile(full):
+        raise ValueError(f"{name}: {os.fspath(path)!r} does not exist" if not
+                         os.path.exists(full) else f"{name}: {os.fspath(path)!r} is not a file")
+    return full
+
+
+def open_video(name: str, path: str) -> tuple[Any, Any]:
+    """Open ``path`` for reading; returns (container, its first video stream)."""
+    full = check_path(name, path)
+    try:
+        container = av().open(full)
+    except Exception as exc:  # PyAV raises av.error.* (OSError / ValueError subclasses)
+        raise ValueError(f"{name}: {path!r} is not a readable video: {exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{name}: {path!r} has no video stream")
+    return container, container.streams.video[0]
+
+
+def stream_fps(stream: Any) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def frame_count(stream: Any, container: Any) -> int:
+    """The number of frames the container declares, else an estimate from duration and rate."""
+    if stream.frames:
+        return int(stream.frames)
+    fps = stream_fps(stream)
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000  # AV_TIME_BASE
+    else:
+        return 0
+    return round(seconds * fps)
+
+
+def _selection(start: int, stop: int | None, step: int) -> None:
+    for name, value, low in (("start", start, 0), ("step", step, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name}: expected a whole number >= {low}, got {value!r}")
+    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < 0):
+        raise ValueError(f"stop: expected a frame index >= 0 or None (the end), got {stop!r}")
+
+
+def _count(path: str, start: int = 0, stop: int | None = None, step: int = 1) -> int:
+    _selection(start, stop, step)
+    container, stream = open_video("path", path)
+    with container:
+        n = frame_count(stream, container)
+    return len(range(start, n if stop is None else min(stop, n), step))
+
+
+def _check_frames(constants: Mapping[str, Any]) -> None:
+    _selection(constants.get("start", 0), constants.get("stop"), constants.get("step", 1))
+    if "path" in constants:
+        container, _ = open_video("path", constants["path"])
+        container.close()
+
+
+def _rgb(frame: Any) -> Image:
+    return cast(Image, frame.to_ndarray(format="rgb24"))
+
+
+class FrameItem(TypedDict):
+    image: Image
+    index: int
+    time: float
+    name: str
+
+
+@iterator("video.frames", length=_count, extra="video", requires=("av",), check=_check_frames)
+def frames(path: str, start: int = 0, stop: int | None = None, step: int = 1
+           ) -> Iterator[FrameItem]:
+    """Decode a video's frames in order, one item each (``frames[start:stop:step]``).
+
+    Outputs per item: ``image`` (RGB), ``index`` (the frame's number in the video), ``time``
+    (seconds) and ``name`` (``frame_000000``, ``frame_000001``, ... numbered by item: link it to
+    ``image.save``'s ``name`` for an image sequence that ``video.save`` can encode). Frames are
+    decoded lazily (one at a time as items are taken; the conversion to RGB runs on the worker)
+    and the number of items is known up front from the container. In a resumable run each frame
+    is an item of its own, so a resumed run redoes only the missing frames.
+    """
+    _selection(start, stop, step)
+    full = check_path("path", path)
+    container, stream = open_video("path", path)
+    stream.thread_type = "AUTO"  # FFmpeg's own decoding threads
+    fps = stream_fps(stream)
+    with container:
+        position = 0
+        for index, frame in enumerate(container.decode(stream)):
+            if stop is not None and index >= stop:
+                break
+            if index < start or (index - start) % step:
+                continue
+            seconds = float(frame.time) if frame.time is not None else (
+                index / fps if fps else 0.0)
+            value = {"image": Lazy(_rgb, frame), "index": index, "time": seconds,
+                     "name": f"frame_{position:06d}"}
+            position += 1
+            yield cast(FrameItem, Item(value, label=f"frame {index}",
+                                       source=f"{full}{FRAME_KEY}{index}"))
+
+
+class VideoInfo(TypedDict):
+    fps: float
+    frames: int
+    width: int
+    height: int
+    duration: float
+    audio: bool
+
+
+@node("video.info", extra="video", requires=("av",))
+def info(path: str) -> VideoInfo:
+    """A video's frame rate, frame count (as the container declares it), size, duration in
+    seconds and whether it has audio. Link ``fps`` to ``video.save`` to keep the source's rate."""
+    container, stream = open_video("path", path)
+    with container:
+        fps = stream_fps(stream)
+        n = frame_count(stream, container)
+        if container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = n / fps if fps else 0.0
+        return {"fps": fps, "frames": n, "width": int(stream.width),
+                "height": int(stream.height), "duration": float(duration),
+                "audio": bool(container.streams.audio)}
+
+
+def as_fraction(fps: float) -> Fraction:
+    """A frame rate as a fraction (29.97 -> 30000/1001) for the encoder's time base."""
+    return Fraction(fps).limit_denominator(1001)

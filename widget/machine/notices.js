@@ -1,0 +1,38 @@
+// The texts of the notices the state machine raises (one place, so they stay consistent).
+import { LABEL } from "./base.js";
+
+export const ENDED_HEAD = Object.freeze({
+  restarted: "The kernel restarted",
+  "shut down": "The kernel shut down",
+  closed: "The panel's connection to its kernel was closed",
+  goodbye: "The kernel is shutting down or restarting",
+});
+
+export function busyText(command) {
+  return `The kernel is busy running another cell: ${LABEL[command]} is queued and applies when ` +
+    "that cell ends. The kernel's Interrupt (■) stops the run now.";
+}
+
+export function timeoutText(pending, timeout) {
+  const label = LABEL[pending.command];
+  return pending.accepted
+    ? `${label} accepted, but the kernel has not reported the new state within ${timeout} s — showing the last known state`
+    : `${label} not confirmed within ${timeout} s — showing the kernel's last known state`;
+}
+
+export const DEAF_TEXT = "The kernel sends updates but does not answer this panel's requests — " +
+  "reload the page (if it persists, set Settings → Kernel → comms over subshells to disabled)";
+
+/** `snap`: the newest snapshot (or null); `cause`: a key of ENDED_HEAD. */
+export function endedText(snap, cause, reason) {
+  const head = ENDED_HEAD[cause] || ENDED_HEAD.restarted;
+  const why = reason ? ` (${reason})` : "";
+  if (!snap || snap.state === "idle") {
+    return `${head}${why}: this panel's run no longer exists. Run the cells again.`;
+  }
+  const total = Number.isFinite(snap.total) ? String(snap.total) : "?";
+  const done = Number.isFinite(snap.done) ? snap.done : 0;
+  const last = cause === "goodbye" ? "" : " (its last report)";
+  return `${head}${why}: the run ended at ${done}/${total}${last}. Run the cells again; ` +
+    "resume=True skips finished items.";
+}
