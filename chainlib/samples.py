@@ -26,7 +26,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ._cache import cache_dir
-
 from ._pixels import F32
 from ._pixels import colormap as _colormap
 from ._pixels import u8 as _u8

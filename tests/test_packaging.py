@@ -67,8 +67,9 @@ def test_sdist_holds_only_what_belongs(dists: dict[str, Path]) -> None:
     top = {n.split("/", 1)[0] for n in names}
     assert top <= SDIST_TOP, top - SDIST_TOP
     for needed in ("chainlib/py.typed", "chainlib/__init__.py", "widget/panel.js",
-                   "widget/panel.css", "hatch_build.py", "LICENSE", "README.md", "tests/conftest.py",
-                   "notebooks/01-quickstart.ipynb", "examples/resize_folder.json"):
+                   "widget/panel.css", "hatch_build.py", "LICENSE", "README.md",
+                   "tests/conftest.py", "notebooks/01-quickstart.ipynb",
+                   "examples/resize_folder.json"):
         assert needed in names
     assert not [n for n in names if any(d in n for d in ("__pycache__", "node_modules",
                                                         "demo-out", "scratch"))]
