@@ -7,6 +7,8 @@ chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume] [-
 chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...] [--svg FILE]
 chainlib nodes [PATTERN] [--json] [--import MODULE ...]
 chainlib demo [--out DIR] [--workers N] [--json]
+chainlib run CHAIN.json --serve [HOST:]PORT [--allow-remote] ...
+chainlib status URL [--json]          chainlib pause|resume|stop URL
 ```
 
 ``run`` shows a progress bar on stderr and prints a summary on stdout (on stderr with ``--json``,
@@ -15,10 +17,12 @@ items in flight (already written outputs stay complete; ``--resume`` finishes th
 Ctrl-C quits at once. ``-v`` logs state changes (``-vv``: everything) on stderr.
 
 Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invalid chain or
-arguments, 130 stopped by the user.
+arguments, 130 stopped by the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run
+served with ``--serve``): 0 answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused.
 
 Modules: :mod:`.commands` (the commands), :mod:`.progress` (running with a progress bar, Ctrl-C,
-the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors).
+the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors),
+:mod:`.remote` (``--serve`` and the commands that talk to a served run).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ..errors import ChainError
 from .commands import cmd_demo, cmd_nodes, cmd_run, cmd_validate, default_workers, positive_int
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides, parse_override, parse_value
+from .remote import add_remote_parsers, add_serve_arguments
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 JSON_HELP = ("write one JSON object per state change to stdout (the last one: the final status), "
@@ -105,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on a Dask cluster: a scheduler address (tcp://host:8786) or "
                    "local:N for a local cluster of N worker processes")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
+    add_serve_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", parents=[chain_args, imports], help="check a chain file",
@@ -136,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "~/.cache/chainlib/samples-v1)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_demo)
+    add_remote_parsers(sub)
     return parser
 
 

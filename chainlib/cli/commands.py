@@ -22,6 +22,7 @@ from ..run import Status
 from .common import EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides
 from .progress import execute, summary
+from .remote import serve_hook
 
 
 def positive_int(text: str) -> int:
@@ -132,6 +133,7 @@ def _report(st: Status, folders: Sequence[str], hints: Sequence[str], *, as_json
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    serve = serve_hook(args)
     import_modules(args.imports)
     chain = _load_chain(args.chain, args.sets)
     close: Callable[[], None] | None = None
@@ -141,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         st, hints = execute(chain, workers=args.workers, on_error=args.on_error,
                             resume=args.resume, cluster=client, progress=not args.no_progress,
-                            label=Path(args.chain).stem, json_out=sys.stdout if args.json else None)
+                            label=Path(args.chain).stem, serve=serve,
+                            json_out=sys.stdout if args.json else None)
     finally:
         if close is not None:
             close()

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
@@ -58,13 +58,13 @@ def execute(
     cluster: Any = None,
     progress: bool = True,
     label: str = "items",
+    serve: Callable[[Runner], Callable[[], None]] | None = None,
     json_out: TextIO | None = None,
 ) -> tuple[Status, list[str]]:
     """Run ``chain`` with a progress bar (stderr) until it ends; returns its final status and the
-    hints for what to do next. State changes are logged, and written to ``json_out`` as JSON
-    lines when given (see :mod:`.feed`)."""
-    from tqdm import tqdm
-
+    hints for what to do next. ``serve(runner)``, if given, is called before the start (to serve
+    the run over HTTP) and returns what to call once the run has ended. State changes are logged,
+    and written to ``json_out`` as JSON lines when given (see :mod:`.feed`)."""
     kwargs: dict[str, Any] = {"workers": workers, "on_error": on_error, "resume": resume}
     if cluster is not None:
         kwargs["cluster"] = cluster
@@ -72,6 +72,17 @@ def execute(
         runner = Runner(chain, **kwargs)
     except (ValueError, ChainError) as exc:
         raise UsageError(str(exc)) from None
+    stop_serving = serve(runner) if serve is not None else None
+    try:
+        final = _drive(runner, progress=progress, label=label, feed=StateFeed(runner, json_out))
+    finally:
+        if stop_serving is not None:
+            stop_serving()  # after the final snapshot went out to every stream
+    return final, runner.hints("cli")
+
+
+def _drive(runner: Runner, *, progress: bool, label: str, feed: StateFeed) -> Status:
+    from tqdm import tqdm
 
     with _Interrupts() as interrupts:
         bar = tqdm(total=None, unit="item", desc=label, file=sys.stderr, disable=not progress,
@@ -79,7 +90,6 @@ def execute(
         stop_sent = False
         shown = ""
         final: Status | None = None
-        feed = StateFeed(runner, json_out)
         try:
             ack = runner.start()
             if not ack.accepted:  # cannot happen for a fresh runner; be truthful anyway
@@ -97,7 +107,7 @@ def execute(
         finally:
             bar.close()
         feed.finish(final, exit_code(final))
-        return final, runner.hints("cli")
+        return final
 
 
 def _update_bar(bar: Any, st: Status, shown: str) -> str:

@@ -1,6 +1,6 @@
 // The per-node table: state, count, mean / total time, a bar of each node's share of the time
 // (where the time goes), items in flight; the slowest node marked.
-import { h, add, num, setAttr, setText, str } from "./dom.js";
+import { h, add, num, setAttr, setText } from "./dom.js";
 import { formatDuration, formatMean } from "../format.js";
 import { nodeStateText } from "../figures.js";
 
