@@ -8,7 +8,9 @@ A thin façade. The parts, each in its own module:
 - :mod:`.engine`: one run, on its driver thread; it hands items to an executor through the seam
   (:mod:`.seam`): local worker threads (:mod:`.local`) or a Dask cluster (:mod:`.cluster`);
 - :mod:`.events`: events to subscribers; :mod:`.preview`: the newest image for the panel;
-  :mod:`.waiting`: hooks run while a thread blocks in :meth:`Runner.wait`.
+  :mod:`.waiting`: hooks run while a thread blocks in :meth:`Runner.wait`;
+- :mod:`.advice` (a base class): hints, why ``result()`` has none, the notebook card, ``close()``;
+  :mod:`.clusterarg`: what ``cluster=`` may be.
 """
 
 from __future__ import annotations
@@ -23,12 +25,11 @@ from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
 from ..chain.validate import compile_chain, output_folders
 from ..manifest import Manifest
+from .advice import RunnerAdvice
 from .clusterarg import attach_cluster, dashboard_link
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
-from .hints import Audience, hint_facts, hints, no_result
-from .html import runner_html
 from .ledger import Ledger
 from .local import LocalThreads
 from .preview import PreviewBuffer
@@ -48,7 +49,7 @@ WAIT_SLICE_S = 0.2
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
 
 
-class Runner:
+class Runner(RunnerAdvice):
     """Runs a chain on threads it owns; control it from any thread.
 
     ``workers`` threads process the iterator's items in parallel (collector order is kept).
@@ -290,24 +291,8 @@ class Runner:
         with self._control.lock:
             results = self._engine.results if self._engine is not None else {}
             if (node_id, name or "") not in results:
-                raise LookupError(no_result(
-                    f"{node_id}.{name}" if name else node_id, per_item=step.phase == "item",
-                    status=self._ledger.snapshot(self._control),
-                    **hint_facts(self._plan, self._output_folder)))
+                raise self._no_result(step, name, self._ledger.snapshot(self._control))
             return results[(node_id, name or "")]
-
-    def hints(self, audience: Audience = "python") -> list[str]:
-        """What to do next after this run (resume, overwrite); ``"cli"`` words it for a shell."""
-        facts = hint_facts(self._plan, self._output_folder)
-        return hints(self.status(), audience=audience, **facts)
-
-    def close(self) -> None:
-        """Stop a run in progress; close the cluster ``cluster=ADDRESS`` opened. Idempotent."""
-        if self.stop("runner closed").accepted:
-            self.wait()
-        self._closer()
-
-    _repr_html_ = runner_html  # a status card in notebooks
 
     def enable_preview(self) -> None:
         """Keep a reference to the newest finished item's image output (see :meth:`preview`)."""
