@@ -272,7 +272,7 @@ class ControlPanel(anywidget.AnyWidget):
     def _kernel_shutdown(self, reason: str, deadline: float) -> None:
         """The kernel is shutting down or restarting: stop the run, say goodbye, close."""
         runner = self._runner
-        runner.stop()
+        runner.stop(reason=reason)  # already stopped by the shutdown, unless it came first
         try:
             final = runner.wait(max(0.0, deadline - time.monotonic()))
         except TimeoutError:  # a node that does not reach a checkpoint: say what is true now
