@@ -70,6 +70,7 @@ class Engine:
         self._on_finish: list[Callable[[Status], None]] = []
         self._parked_s = threading.local()
         """Per thread: seconds the node executing on it spent parked at checkpoints."""
+        self._ever_parked = False  # keeps the per-node hot path free of _parked_s until a park
         ledger.per_item = frozenset(
             [*([plan.iterator.id] if plan.iterator is not None else []),
              *(step.id for step in plan.item)])
@@ -196,6 +197,7 @@ class Engine:
         finally:  # parked time is not the node's: end_node takes it off the node's time
             parked = self._parked_s
             parked.s = getattr(parked, "s", 0.0) + time.perf_counter() - started
+            self._ever_parked = True  # read by end_node on this same thread
 
     def progress(self, node: str, fraction: float) -> None:
         with self.control.lock:
@@ -210,10 +212,11 @@ class Engine:
     def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
                  error: BaseException | None, *, counted: bool = True) -> None:
         ledger = self.ledger
-        parked: float = getattr(self._parked_s, "s", 0.0)
-        if parked:
-            self._parked_s.s = 0.0
-            seconds = max(0.0, seconds - parked)
+        if self._ever_parked:
+            parked: float = getattr(self._parked_s, "s", 0.0)
+            if parked:
+                self._parked_s.s = 0.0
+                seconds = max(0.0, seconds - parked)
         with self.control.lock:
             ledger.running[node] -= 1
             if not counted:
