@@ -19,6 +19,7 @@ from ..chain.validate import compile_chain, output_folders
 from .common import EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides
 from .progress import execute, summary
+from .remote import serve_hook
 
 
 def positive_int(text: str) -> int:
@@ -122,6 +123,7 @@ def _connect(address: str) -> tuple[Any, Callable[[], None]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    serve = serve_hook(args)
     import_modules(args.imports)
     chain = _load_chain(args.chain, args.sets)
     close: Callable[[], None] | None = None
@@ -131,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         st, _ = execute(chain, workers=args.workers, on_error=args.on_error, resume=args.resume,
                          cluster=client, progress=not args.no_progress,
-                         label=Path(args.chain).stem)
+                         label=Path(args.chain).stem, serve=serve)
     finally:
         if close is not None:
             close()
