@@ -137,7 +137,9 @@ def summary(st: Status, folders: Sequence[str], *, resumable: bool) -> tuple[str
     remaining = st.remaining
     if st.state != "completed" and remaining:
         parts.append(f"{remaining} not run")
-    rate = f", {st.rate:.1f} items/s" if st.rate else ""
+    # the run's mean rate (``Status.rate`` is given only while running)
+    ran = st.done - st.skipped + st.failed
+    rate = f", {ran / st.active_s:.1f} items/s" if ran and st.active_s > 0 else ""
     headline = {
         "completed": "completed" if not st.failed else "completed with failures",
         "stopped": "stopped by the user",

@@ -129,6 +129,7 @@ class _RemoteControl:
         self._batch = batch_id
         self.outcome: Outcome | None = None
         """The outcome of the item being executed (its nodes' times go there)."""
+        self._parked_s = 0.0  # parked at checkpoints inside the node executing: not its time
 
     def close(self) -> None:
         self._flags.release()
@@ -146,6 +147,7 @@ class _RemoteControl:
             from distributed import Queue
 
             self._notices = Queue(self._notices_name)
+        parked = time.perf_counter()
         self._notices.put(("parked", self._batch))
         try:
             while not flags.go.wait(timeout=0.2):
@@ -153,6 +155,7 @@ class _RemoteControl:
                     raise RunStopped()
         finally:
             self._notices.put(("unparked", self._batch))
+            self._parked_s += time.perf_counter() - parked
         if flags.stop.is_set():
             raise RunStopped()
         flags.going = True
@@ -163,11 +166,13 @@ class _RemoteControl:
     # NodeHooks for execute_item: a checkpoint before each node; its time goes to the outcome
     def begin_node(self, node: str, item: int | None, label: str | None) -> None:
         self.checkpoint()
+        self._parked_s = 0.0  # parked before the node started: outside its timing anyway
 
     def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
                  error: BaseException | None) -> None:
+        parked, self._parked_s = self._parked_s, 0.0
         if error is None and self.outcome is not None:
-            self.outcome.seconds[node] = seconds
+            self.outcome.seconds[node] = max(0.0, seconds - parked)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ It runs the nodes before the items, hands the items to an executor through the s
 (:class:`~.seam.ItemHost`, which it implements), then the collectors and the nodes after them, and
 finally sets the final state. Every change goes through the runner's lock (``Control.lock``):
 statistics in the :class:`~.ledger.Ledger`, then ``Control.emit``, in one critical section.
+
+Teardown: once the process is shutting down (:mod:`.lifecycle`), whatever a node (or the
+iterator, or an executor) raises is a stop, never a failure: the run ends ``stopped`` with the
+shutdown's reason, the item is counted as not run, the node is not marked failed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..api.item import Item
 from ..chain.validate import Plan
 from ..errors import RunStopped
 from ..manifest import Manifest
+from . import lifecycle
 from .control import Control
 from .ledger import Ledger
 from .preview import PreviewBuffer
@@ -63,6 +68,13 @@ class Engine:
         self._remote: set[int] = set()
         self._parked: set[int] = set()
         self._on_finish: list[Callable[[Status], None]] = []
+        self._parked_s = threading.local()
+        """Per thread: seconds the node executing on it spent parked at checkpoints."""
+        self._ever_parked = False  # keeps the per-node hot path free of _parked_s until a park
+        ledger.per_item = frozenset(
+            [*([plan.iterator.id] if plan.iterator is not None else []),
+             *(step.id for step in plan.item)])
+        lifecycle.track(control)  # until the run ends: stopped if the process shuts down
 
     def on_finish(self, callback: Callable[[Status], None], *, add: bool = True) -> None:
         """Call ``callback(final status)`` when the run ends (lock held); ``add=False`` removes
@@ -109,6 +121,8 @@ class Engine:
         except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully
             error = ErrorInfo("", error_message(exc), error_traceback(exc))
         with self.control.cond:
+            if error is not None and self._teardown():
+                error = None  # raised by the interpreter's teardown: a stop, not a failure
             if error is not None:
                 self.ledger.fail(Failure(None, None, error.node, error.message), error)
             self.results = dict(values)
@@ -116,6 +130,7 @@ class Engine:
             self.control.finish(self.ledger.error_summary() if failing else None)
             final = self.ledger.snapshot(self.control)
             callbacks, self._on_finish = self._on_finish, []
+        lifecycle.untrack(self.control)
         for callback in callbacks:
             callback(final)
 
@@ -162,8 +177,27 @@ class Engine:
 
     # ------------------------------------------------------------------ NodeHooks
 
+    def _teardown(self) -> bool:
+        """Whether the process is shutting down (lock held); if so, the run is asked to stop
+        with the shutdown's reason (a failure now is the teardown's doing, not the node's)."""
+        reason = lifecycle.shutting_down()
+        if reason is None:
+            return False
+        if self.control.active:
+            self.control.command("stop", reason)
+        return True
+
     def checkpoint(self) -> None:
-        self.control.checkpoint()
+        control = self.control
+        if control.gate_open:  # unlocked fast path, as in Control.checkpoint
+            return
+        started = time.perf_counter()
+        try:
+            control.checkpoint()
+        finally:  # parked time is not the node's: end_node takes it off the node's time
+            parked = self._parked_s
+            parked.s = getattr(parked, "s", 0.0) + time.perf_counter() - started
+            self._ever_parked = True  # read by end_node on this same thread
 
     def progress(self, node: str, fraction: float) -> None:
         with self.control.lock:
@@ -178,6 +212,11 @@ class Engine:
     def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
                  error: BaseException | None, *, counted: bool = True) -> None:
         ledger = self.ledger
+        if self._ever_parked:
+            parked: float = getattr(self._parked_s, "s", 0.0)
+            if parked:
+                self._parked_s.s = 0.0
+                seconds = max(0.0, seconds - parked)
         with self.control.lock:
             ledger.running[node] -= 1
             if not counted:
@@ -186,7 +225,7 @@ class Engine:
                 ledger.count[node] += 1
                 ledger.seconds[node] += seconds
                 self.control.leave("node_finished", node, item, label)
-            elif isinstance(error, RunStopped):
+            elif isinstance(error, RunStopped) or self._teardown():
                 self.control.leave("node_finished", node, item, label, "stopped")
             else:
                 ledger.node_failures[node] += 1
@@ -222,7 +261,8 @@ class Engine:
                 feed.error = NodeFailed(it.id, exc)
                 self.end_node(it.id, None, None, 0.0, exc)
                 with self.control.lock:
-                    self.control.abort()  # a broken generator cannot go on: the run fails
+                    if not self._teardown():
+                        self.control.abort()  # a broken generator cannot go on: the run fails
                 return None
             index = feed.count
             feed.count += 1
@@ -301,6 +341,8 @@ class Engine:
         message = error_message(failed.exc)
         index, label = failed.index, failed.label
         with self.control.lock:
+            if self._teardown():
+                return False  # not a failure: the item is counted as not run
             self.ledger.failed += 1
             self.ledger.fail(Failure(index, label, failed.node, message),
                              ErrorInfo(failed.node, message, error_traceback(failed.exc), index,
@@ -313,6 +355,8 @@ class Engine:
 
     def fail_run(self, message: str, exc: BaseException) -> None:
         with self.control.lock:
+            if self._teardown():
+                return
             ledger = self.ledger
             if ledger.error is None or ledger.error.item is not None:
                 ledger.fail(Failure(None, None, "", message),
