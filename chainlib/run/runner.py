@@ -22,7 +22,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
 from ..chain.validate import compile_chain, output_folders
+from ..lock import FolderBusy
 from ..manifest import Manifest
+from ..memory import MemoryBudget, default_budget, parse_size
+from ..outputs import OutputSession
+from ..records import RecordError
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
@@ -44,6 +48,13 @@ WAIT_SLICE_S = 0.2
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
 
 
+def _start_refusal(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return f"cannot write into the output folder{where}: {exc.strerror or exc}"
+    return str(exc)
+
+
 class Runner:
     """Runs a chain on threads it owns; control it from any thread.
 
@@ -51,6 +62,12 @@ class Runner:
     ``on_error="stop"`` ends the run as ``failed`` at the first failing item; ``"skip"`` records the
     failure and goes on. ``resume=True`` skips items that a previous run already completed (see
     :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` to run the items on.
+
+    Outputs (see :mod:`chainlib.outputs`): each run locks its constant output folders (a second
+    run into one of them is refused at ``start``, naming the holder) and replaces an existing
+    file only when chainlib wrote it (resumed runs) or with ``overwrite=True``; inputs are never
+    written over. ``max_memory`` (bytes, or a size such as ``"2G"``; default half the physical
+    memory) bounds the decoded images the items of a run hold at once.
     """
 
     def __init__(
@@ -61,6 +78,8 @@ class Runner:
         on_error: OnError = "stop",
         resume: bool = False,
         cluster: Any = None,
+        max_memory: int | str | None = None,
+        overwrite: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -71,8 +90,17 @@ class Runner:
         self.on_error: OnError = on_error
         self.resumable = resume
         self.cluster = cluster
+        self.overwrite = bool(overwrite)
+        limit = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
+        if limit is None:
+            limit = default_budget()
+        self.max_memory = limit
+        self._budget = MemoryBudget(limit) if limit is not None else None
         self._plan = compile_chain(chain)
         self._output_folder = self._find_output_folder(resume)
+        self._writer_folders = output_folders(
+            s for s in self._plan.steps.values() if s.spec.writes_files)
+        self._start_lock = threading.Lock()
         self._preview = PreviewBuffer(tuple(
             (step.id, name)
             for step in reversed((*filter(None, [self._plan.iterator]), *self._plan.item))
@@ -103,19 +131,38 @@ class Runner:
         return self._control.run_id
 
     def start(self) -> Ack:
-        """Start a run (a new run with a new run id if a previous one has finished)."""
+        """Start a run (a new run with a new run id if a previous one has finished).
+
+        Refused (``accepted`` False, the reason in the ack) while a run is active, or when an
+        output folder is locked by another run (the reason names the holder) or not writable.
+        """
         control = self._control
-        with control.cond:
-            accepted, why = control.command("start")
-            if accepted:
-                self._ledger = Ledger(self._plan.steps)
-                self._engine = engine = Engine(
-                    control, self._plan, self._ledger, self._preview,
-                    executor=self._executor(), stop_on_error=self.on_error == "stop",
-                    resuming=self.resumable, manifest=self._manifest_opener())
-                threading.Thread(target=engine.drive,
-                                 name=f"chainlib-run-{control.run_id}", daemon=True).start()
-            return self._ack("start", accepted, why)
+        with self._start_lock:  # one start at a time: a second one waits, then sees the first
+            with control.cond:
+                if control.state in ACTIVE_STATES:
+                    accepted, why = control.command("start")
+                    return self._ack("start", accepted, why)
+            outputs: OutputSession | None = None
+            if self._writer_folders:
+                try:  # outside the runner's lock: this touches the disk
+                    outputs = OutputSession(self._writer_folders).open()
+                except (FolderBusy, RecordError, OSError) as exc:
+                    with control.cond:
+                        return self._ack("start", False, _start_refusal(exc))
+            with control.cond:
+                accepted, why = control.command("start")
+                if accepted:
+                    self._ledger = Ledger(self._plan.steps)
+                    self._engine = engine = Engine(
+                        control, self._plan, self._ledger, self._preview,
+                        executor=self._executor(), stop_on_error=self.on_error == "stop",
+                        resuming=self.resumable, manifest=self._manifest_opener(),
+                        outputs=outputs, budget=self._budget, overwrite=self.overwrite)
+                    threading.Thread(target=engine.drive,
+                                     name=f"chainlib-run-{control.run_id}", daemon=True).start()
+                elif outputs is not None:
+                    outputs.close()
+                return self._ack("start", accepted, why)
 
     def pause(self) -> Ack:
         """Ask the run to pause at its next checkpoints (``pausing``, then ``paused``)."""

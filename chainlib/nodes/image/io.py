@@ -279,6 +279,7 @@ def save(
     return write_output(
         target, write, folder=os.path.expanduser(os.fspath(folder)),
         session=ctx.outputs if ctx is not None else None, item=item, source=source,
-        node=ctx.node if ctx is not None else "", overwrite=bool(overwrite),
+        node=ctx.node if ctx is not None else "",
+        overwrite=bool(overwrite) or (ctx is not None and ctx.overwrite),
         resuming=ctx is not None and ctx.resuming, record=ctx is not None,
     )
