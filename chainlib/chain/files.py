@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,10 @@ from .graph import Graph, NodeInstance, OutputRef, check_node_id
 
 FORMAT = "chainlib.chain"
 VERSION = 1
+MAX_FILE_BYTES = 128 * 2**20
+"""The largest chain file read (128 MB: about 1.3 million nodes)."""
+MAX_DEPTH = 64
+"""The deepest nesting of lists and objects in a constant value (``--set`` values included)."""
 
 
 def chain_to_dict(chain: Graph) -> dict[str, Any]:
@@ -65,6 +70,27 @@ def _check_json(value: Any, *, node: str, input: str) -> None:
         f"constant {type(value).__name__} {value!r:.60} cannot be stored in a chain file",
         node=node, input=input,
     )
+
+
+def value_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply ``value`` nests lists/tuples/dicts (0 for a scalar), counted level by level
+    without recursion; stops counting past ``limit``."""
+    depth = 0
+    level = [value]
+    while depth <= limit:
+        containers = [v for v in level if isinstance(v, (list, tuple, dict))]
+        if not containers:
+            break
+        depth += 1
+        level = [c for v in containers for c in (v.values() if isinstance(v, dict) else v)]
+    return depth
+
+
+def check_depth(value: Any, *, node: str, input: str, where: str | None = None) -> None:
+    """``ChainError`` if a constant nests deeper than :data:`MAX_DEPTH`."""
+    if isinstance(value, (list, tuple, dict)) and value_depth(value) > MAX_DEPTH:
+        raise ChainError(f"constant nested more than {MAX_DEPTH} levels deep", node=node,
+                         input=input, where=where)
 
 
 def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInstance]]:
@@ -108,6 +134,7 @@ def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInst
                 raise fail(iwhere, 'expected {"value": ...} or {"link": {"node": ..., '
                                    '"output": ...}}', node=nid, input=key)
             if "value" in spec:
+                check_depth(spec["value"], node=nid, input=key, where=f"{source}:{iwhere}")
                 parsed[key] = spec["value"]
                 continue
             link = spec["link"]
@@ -137,17 +164,38 @@ def save(chain: Graph, path: str | Path) -> None:
         raise
 
 
+def read_text(path: str | Path) -> str:
+    """A chain file's text: a regular file (checked on the open file, so not a FIFO or
+    ``/dev/zero``) of at most :data:`MAX_FILE_BYTES`, in UTF-8. ``ChainError`` otherwise."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ChainError("not a regular file (a chain file is a JSON file)", where=str(p))
+            if st.st_size > MAX_FILE_BYTES:
+                raise ChainError(f"chain file too large ({st.st_size / 2**20:.0f} MB; the limit is "
+                                 f"{MAX_FILE_BYTES // 2**20} MB)", where=str(p))
+            data = f.read(MAX_FILE_BYTES + 1)  # the file may grow after the fstat
+    except OSError as exc:
+        raise ChainError(f"cannot read chain file: {exc.strerror or exc}", where=str(p)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ChainError(f"chain file too large (over the limit of {MAX_FILE_BYTES // 2**20} MB)",
+                         where=str(p))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ChainError(f"chain file is not UTF-8 text ({exc.reason})", where=str(p)) from None
+
+
 def load(path: str | Path) -> tuple[str, dict[str, NodeInstance]]:
     """Read a chain file as ``(name, nodes)``; errors name the file and JSON path."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ChainError(f"cannot read chain file: {exc.strerror or exc}", where=str(p)) from None
-    except UnicodeDecodeError as exc:
-        raise ChainError(f"chain file is not UTF-8 text ({exc.reason})", where=str(p)) from None
+    text = read_text(p)
     try:
         data = json.loads(text, parse_constant=reject_constant)
+    except RecursionError:
+        raise ChainError("invalid JSON: nested too deeply", where=str(p)) from None
     except json.JSONDecodeError as exc:
         raise ChainError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                          where=str(p)) from None

@@ -8,13 +8,15 @@ iterator.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..api.registry import NodeSpec, get
-from ..api.types import accepts_value, connectable, type_name
+from ..api.types import accepts_value, connectable, non_finite, ranges_of, type_name
 from ..errors import ChainError
+from .files import check_depth
 from .graph import Graph, OutputRef
 
 Phase = Literal["pre", "item", "post"]
@@ -95,9 +97,10 @@ def compile_chain(chain: Graph) -> Plan:
                                  node=nid, input=name)
             if not accepts_value(in_type, value):
                 raise ChainError(
-                    f"expected {type_name(in_type)}, got {type(value).__name__} {value!r}",
+                    f"expected {type_name(in_type)}, got {type(value).__name__} {value!r:.80}",
                     node=nid, input=name,
                 )
+            _check_constant(nid, name, in_type, value)
         for name, link in links[nid].items():
             out_type = specs[link.node].outputs[link.output]
             in_type = spec.inputs[name].type
@@ -140,6 +143,27 @@ def output_folders(steps: Iterable[Step]) -> list[str]:
         if step.spec.writes_files and isinstance(folder, str) and folder not in folders:
             folders.append(folder)
     return folders
+
+
+def _check_constant(nid: str, name: str, in_type: Any, value: Any) -> None:
+    """What a constant must be beyond its type: shallow, finite, in its declared range."""
+    check_depth(value, node=nid, input=name)
+    bad = non_finite(value)
+    if bad is not None:
+        raise ChainError(f"{bad} is not a finite number (a chain file cannot store it)",
+                         node=nid, input=name)
+    for r in ranges_of(in_type):
+        problem = r.problem(value)
+        if problem is not None:
+            raise ChainError(problem, node=nid, input=name)
+
+
+def resumable(plan: Plan) -> bool:
+    """Whether runs of ``plan`` can resume: per-item nodes write files into one constant output
+    folder (where the manifest of finished items is kept)."""
+    writers = [s for s in plan.item if s.spec.writes_files]
+    return (bool(writers) and len(output_folders(writers)) == 1
+            and not any("folder" in w.links for w in writers))
 
 
 def _check_node(nid: str, spec: NodeSpec, constants: Mapping[str, Any]) -> None:
@@ -190,10 +214,11 @@ def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str
         for src in {lk.node for lk in ls.values()}:
             indegree[nid] += 1
             users[src].append(nid)
-    ready = [nid for nid in chain.nodes if indegree[nid] == 0]  # insertion order is stable
+    # a deque: popping the front of a list made this quadratic (issue 10)
+    ready = deque(nid for nid in chain.nodes if indegree[nid] == 0)  # insertion order is stable
     order: list[str] = []
     while ready:
-        nid = ready.pop(0)
+        nid = ready.popleft()
         order.append(nid)
         for user in users[nid]:
             indegree[user] -= 1

@@ -16,7 +16,7 @@ from typing import Any
 from ..api.context import Context
 from ..api.item import Item
 from ..chain.validate import Plan
-from ..errors import RunStopped
+from ..errors import ChainError, RunStopped
 from ..manifest import Manifest
 from ..memory import MemoryBudget
 from ..outputs import OutputSession
@@ -134,6 +134,11 @@ class Engine:
             pass  # stop requested, or aborted after an item failure (already recorded)
         except NodeFailed as failed:
             error = ErrorInfo(failed.node, error_message(failed.exc), error_traceback(failed.exc))
+        except ChainError as exc:  # the preflight: a missing input folder, predicted collisions
+            message = exc.message if exc.node else str(exc)
+            if exc.node and exc.input:
+                message = f"input {exc.input!r}: {message}"
+            error = ErrorInfo(exc.node or "", message, "")
         except (RecordError, OSError) as exc:  # the manifest or a record cannot be opened
             error = ErrorInfo("", one_line(exc), error_traceback(exc))
         except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully

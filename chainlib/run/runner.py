@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
-from ..chain.validate import compile_chain, output_folders
+from ..chain.validate import compile_chain, output_folders, resumable
 from ..lock import FolderBusy
 from ..manifest import Manifest
 from ..memory import MemoryBudget, default_budget, parse_size
@@ -32,6 +32,7 @@ from .engine import Engine
 from .events import Event, Subscription
 from .ledger import Ledger
 from .local import LocalThreads
+from .preflight import preflight
 from .preview import PreviewBuffer
 from .seam import Executor
 from .states import ACTIVE_STATES, Command
@@ -116,8 +117,7 @@ class Runner:
     def _find_output_folder(self, resume: bool) -> str | None:
         writers = [s for s in self._plan.item if s.spec.writes_files]
         folders = output_folders(writers)
-        if resume and (not writers or len(folders) != 1 or
-                       any("folder" in w.links for w in writers)):
+        if resume and not resumable(self._plan):
             raise ValueError(
                 "resume=True needs per-item nodes that write files (such as image.save) into one "
                 "constant output folder, where the manifest of finished items is kept"
@@ -157,7 +157,8 @@ class Runner:
                         control, self._plan, self._ledger, self._preview,
                         executor=self._executor(), stop_on_error=self.on_error == "stop",
                         resuming=self.resumable, manifest=self._manifest_opener(),
-                        outputs=outputs, budget=self._budget, overwrite=self.overwrite)
+                        outputs=outputs, budget=self._budget, overwrite=self.overwrite,
+                        prepare=self._preflight(outputs))
                     threading.Thread(target=engine.drive,
                                      name=f"chainlib-run-{control.run_id}", daemon=True).start()
                 elif outputs is not None:
@@ -202,6 +203,14 @@ class Runner:
 
             return ClusterExecutor(self.cluster)
         return LocalThreads(self.workers, resuming=self.resumable)
+
+    def _preflight(self, outputs: OutputSession | None) -> Callable[[], None]:
+        plan = self._plan
+
+        def check() -> None:
+            preflight(plan, outputs.is_output if outputs is not None else None)
+
+        return check
 
     def _manifest_opener(self) -> Callable[[], Manifest] | None:
         folder = self._output_folder
