@@ -109,7 +109,8 @@ def _frame(i: int, texture: np.ndarray[Any, np.dtype[np.uint8]], width: int, hei
 def video_bytes(frames: int, width: int, height: int, fps: int, audio: bool) -> bytes:
     """An MP4 (H.264, or MPEG-4 Part 2 without libx264) of ``frames`` synthetic frames, with a
     440 Hz AAC tone when ``audio``."""
-    from .samples import _colormap, _value_noise
+    from ._pixels import colormap as _colormap
+    from ._pixels import value_noise as _value_noise
 
     av = require("av", "video")
     noise = _value_noise(width * 3, height, 61, octaves=5)
