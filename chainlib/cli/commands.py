@@ -22,7 +22,6 @@ from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe
 from .overrides import apply_overrides
 from .progress import execute, summary
 
-
 MAX_WORKERS = 256
 """The largest ``--workers``: each worker is a thread holding an item's images."""
 

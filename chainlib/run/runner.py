@@ -22,17 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
 from ..chain.validate import compile_chain, output_folders, resumable
-from ..lock import FolderBusy
 from ..manifest import Manifest
-from ..memory import MemoryBudget, default_budget, parse_size
-from ..outputs import OutputSession
-from ..records import RecordError
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
+from .guard import RunGuard, StartRefused
 from .ledger import Ledger
 from .local import LocalThreads
-from .preflight import preflight
 from .preview import PreviewBuffer
 from .seam import Executor
 from .states import ACTIVE_STATES, Command
@@ -49,13 +45,6 @@ WAIT_SLICE_S = 0.2
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
 
 
-def _start_refusal(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        where = f" {exc.filename!r}" if exc.filename else ""
-        return f"cannot write into the output folder{where}: {exc.strerror or exc}"
-    return str(exc)
-
-
 class Runner:
     """Runs a chain on threads it owns; control it from any thread.
 
@@ -64,12 +53,9 @@ class Runner:
     failure and goes on. ``resume=True`` skips items that a previous run already completed (see
     :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` to run the items on.
 
-    Outputs (see :mod:`chainlib.outputs`): each run locks its constant output folders (a second
-    run into one of them is refused at ``start``, naming the holder) and replaces an existing
-    file only when chainlib wrote it (resumed runs) or with ``overwrite=True``; inputs are never
-    written over. ``max_memory`` (bytes, or a size such as ``"2G"``; default half the physical
-    memory) bounds the decoded images the items of a run hold at once.
-    """
+    ``overwrite=True`` replaces existing files chainlib did not write (never inputs); each run
+    locks its output folders (see :mod:`.guard`). ``max_memory``: bytes or ``"2G"`` (default half
+    the RAM) of decoded images held at once."""
 
     def __init__(
         self,
@@ -91,16 +77,9 @@ class Runner:
         self.on_error: OnError = on_error
         self.resumable = resume
         self.cluster = cluster
-        self.overwrite = bool(overwrite)
-        limit = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
-        if limit is None:
-            limit = default_budget()
-        self.max_memory = limit
-        self._budget = MemoryBudget(limit) if limit is not None else None
         self._plan = compile_chain(chain)
         self._output_folder = self._find_output_folder(resume)
-        self._writer_folders = output_folders(
-            s for s in self._plan.steps.values() if s.spec.writes_files)
+        self._guard = RunGuard(self._plan, max_memory=max_memory, overwrite=overwrite)
         self._start_lock = threading.Lock()
         self._preview = PreviewBuffer(tuple(
             (step.id, name)
@@ -115,13 +94,11 @@ class Runner:
         self._mirror_lock = threading.Lock()
 
     def _find_output_folder(self, resume: bool) -> str | None:
-        writers = [s for s in self._plan.item if s.spec.writes_files]
-        folders = output_folders(writers)
+        folders = output_folders(s for s in self._plan.item if s.spec.writes_files)
         if resume and not resumable(self._plan):
-            raise ValueError(
-                "resume=True needs per-item nodes that write files (such as image.save) into one "
-                "constant output folder, where the manifest of finished items is kept"
-            )
+            raise ValueError("resume=True needs per-item nodes that write files (such as "
+                             "image.save) into one constant output folder, where the manifest "
+                             "of finished items is kept")
         return min(folders) if folders else None
 
     # ------------------------------------------------------------------ control
@@ -131,24 +108,19 @@ class Runner:
         return self._control.run_id
 
     def start(self) -> Ack:
-        """Start a run (a new run with a new run id if a previous one has finished).
-
-        Refused (``accepted`` False, the reason in the ack) while a run is active, or when an
-        output folder is locked by another run (the reason names the holder) or not writable.
-        """
+        """Start a run (a new run with a new run id if a previous one has finished). Refused
+        while a run is active, or when an output folder is in use (naming the holder)."""
         control = self._control
         with self._start_lock:  # one start at a time: a second one waits, then sees the first
             with control.cond:
                 if control.state in ACTIVE_STATES:
                     accepted, why = control.command("start")
                     return self._ack("start", accepted, why)
-            outputs: OutputSession | None = None
-            if self._writer_folders:
-                try:  # outside the runner's lock: this touches the disk
-                    outputs = OutputSession(self._writer_folders).open()
-                except (FolderBusy, RecordError, OSError) as exc:
-                    with control.cond:
-                        return self._ack("start", False, _start_refusal(exc))
+            try:  # outside the runner's lock: this touches the disk
+                outputs = self._guard.open()
+            except StartRefused as exc:
+                with control.cond:
+                    return self._ack("start", False, str(exc))
             with control.cond:
                 accepted, why = control.command("start")
                 if accepted:
@@ -157,8 +129,7 @@ class Runner:
                         control, self._plan, self._ledger, self._preview,
                         executor=self._executor(), stop_on_error=self.on_error == "stop",
                         resuming=self.resumable, manifest=self._manifest_opener(),
-                        outputs=outputs, budget=self._budget, overwrite=self.overwrite,
-                        prepare=self._preflight(outputs))
+                        **self._guard.engine_options(outputs))
                     threading.Thread(target=engine.drive,
                                      name=f"chainlib-run-{control.run_id}", daemon=True).start()
                 elif outputs is not None:
@@ -203,14 +174,6 @@ class Runner:
 
             return ClusterExecutor(self.cluster)
         return LocalThreads(self.workers, resuming=self.resumable)
-
-    def _preflight(self, outputs: OutputSession | None) -> Callable[[], None]:
-        plan = self._plan
-
-        def check() -> None:
-            preflight(plan, outputs.is_output if outputs is not None else None)
-
-        return check
 
     def _manifest_opener(self) -> Callable[[], Manifest] | None:
         folder = self._output_folder

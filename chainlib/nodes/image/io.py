@@ -6,7 +6,7 @@ import fnmatch
 import os
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Annotated, Any, Literal, TypedDict, cast
 
