@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChainError
-from .graph import Graph, NodeInstance, OutputRef, check_node_id
+from .graph import Graph, NodeInstance, OutputRef, check_node_id, paused_gc
 
 FORMAT = "chainlib.chain"
 VERSION = 1
@@ -93,6 +93,10 @@ def check_depth(value: Any, *, node: str, input: str, where: str | None = None) 
                          input=input, where=where)
 
 
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # exact dict first: no ABC check
+
+
 def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInstance]]:
     """A chain file's content as ``(name, nodes)``; errors name the JSON path."""
     def fail(where: str, message: str, **kw: Any) -> ChainError:
@@ -115,38 +119,41 @@ def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInst
         raise fail("$.nodes", "expected a list of nodes")
     parsed_nodes: dict[str, NodeInstance] = {}
     for i, raw in enumerate(nodes):
-        where = f"$.nodes[{i}]"
-        if not isinstance(raw, Mapping):
-            raise fail(where, "expected a node object")
+        # JSON paths are formatted only for an error: this loop runs once per node (B8)
+        if not _is_mapping(raw):
+            raise fail(f"$.nodes[{i}]", "expected a node object")
         nid, ntype, inputs = raw.get("id"), raw.get("type"), raw.get("inputs", {})
         if not isinstance(nid, str) or not nid:
-            raise fail(f"{where}.id", "expected a non-empty string node id")
+            raise fail(f"$.nodes[{i}].id", "expected a non-empty string node id")
         if not isinstance(ntype, str) or not ntype:
-            raise fail(f"{where}.type", "expected a node type id string", node=nid)
-        if not isinstance(inputs, Mapping):
-            raise fail(f"{where}.inputs", "expected an object of inputs", node=nid)
+            raise fail(f"$.nodes[{i}].type", "expected a node type id string", node=nid)
+        if not _is_mapping(inputs):
+            raise fail(f"$.nodes[{i}].inputs", "expected an object of inputs", node=nid)
         if nid in parsed_nodes:
-            raise fail(f"{where}.id", "duplicate node id", node=nid)
+            raise fail(f"$.nodes[{i}].id", "duplicate node id", node=nid)
         parsed: dict[str, Any] = {}
         for key, spec in inputs.items():
-            iwhere = f"{where}.inputs.{key}"
-            if not isinstance(spec, Mapping) or len(spec) != 1 or not {"value", "link"} & set(spec):
-                raise fail(iwhere, 'expected {"value": ...} or {"link": {"node": ..., '
-                                   '"output": ...}}', node=nid, input=key)
+            if not _is_mapping(spec) or len(spec) != 1 or ("value" not in spec
+                                                           and "link" not in spec):
+                raise fail(f"$.nodes[{i}].inputs.{key}", 'expected {"value": ...} or {"link": '
+                           '{"node": ..., "output": ...}}', node=nid, input=key)
             if "value" in spec:
-                check_depth(spec["value"], node=nid, input=key, where=f"{source}:{iwhere}")
-                parsed[key] = spec["value"]
+                value = spec["value"]
+                if isinstance(value, (list, dict)):
+                    check_depth(value, node=nid, input=key,
+                                where=f"{source}:$.nodes[{i}].inputs.{key}")
+                parsed[key] = value
                 continue
             link = spec["link"]
-            if (not isinstance(link, Mapping) or not isinstance(link.get("node"), str)
+            if (not _is_mapping(link) or not isinstance(link.get("node"), str)
                     or not isinstance(link.get("output", ""), str)):
-                raise fail(f"{iwhere}.link", 'expected {"node": ID, "output": NAME}',
-                           node=nid, input=key)
+                raise fail(f"$.nodes[{i}].inputs.{key}.link",
+                           'expected {"node": ID, "output": NAME}', node=nid, input=key)
             parsed[key] = OutputRef(link["node"], link.get("output"))
         try:
             check_node_id(nid)
         except ChainError as exc:
-            raise fail(f"{where}.id", exc.message, node=nid) from None
+            raise fail(f"$.nodes[{i}].id", exc.message, node=nid) from None
         parsed_nodes[nid] = NodeInstance(nid, ntype, parsed)
     return name, parsed_nodes
 
@@ -192,6 +199,11 @@ def load(path: str | Path) -> tuple[str, dict[str, NodeInstance]]:
     """Read a chain file as ``(name, nodes)``; errors name the file and JSON path."""
     p = Path(path)
     text = read_text(p)
+    with paused_gc():
+        return _load_text(p, text)
+
+
+def _load_text(p: Path, text: str) -> tuple[str, dict[str, NodeInstance]]:
     try:
         data = json.loads(text, parse_constant=reject_constant)
     except RecursionError:

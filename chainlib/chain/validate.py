@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..api.registry import NodeSpec, get
 from ..api.types import accepts_value, connectable, non_finite, ranges_of, type_name
 from ..errors import ChainError
 from .files import check_depth
-from .graph import Graph, OutputRef
+from .graph import Graph, OutputRef, paused_gc
 
 Phase = Literal["pre", "item", "post"]
 
@@ -28,22 +28,34 @@ class Link:
     output: str
 
 
-@dataclass(frozen=True)
 class Step:
-    """One node instance ready to execute: its spec, constants, and resolved links."""
+    """One node instance ready to execute: its spec, constants, and resolved links.
 
-    id: str
-    spec: NodeSpec
-    phase: Phase
-    constants: Mapping[str, Any]
-    links: Mapping[str, Link]
+    Treat it as immutable. A plain class with slots, not a frozen dataclass: a plan has one per
+    node, and a frozen dataclass's ``__init__`` costs several times more (B8)."""
 
-    link_keys: tuple[tuple[str, tuple[str, str]], ...] = field(init=False, repr=False)
-    """``(input, (node, output))`` pairs: where each linked input's value is found."""
+    __slots__ = ("constants", "id", "link_keys", "links", "phase", "spec")
 
-    def __post_init__(self) -> None:
-        keys = tuple((name, (lk.node, lk.output)) for name, lk in self.links.items())
-        object.__setattr__(self, "link_keys", keys)
+    def __init__(self, id: str, spec: NodeSpec, phase: Phase, constants: Mapping[str, Any],
+                 links: Mapping[str, Link]) -> None:
+        self.id = id
+        self.spec = spec
+        self.phase = phase
+        self.constants = constants
+        self.links = links
+        self.link_keys: tuple[tuple[str, tuple[str, str]], ...] = tuple(
+            [(name, (lk.node, lk.output)) for name, lk in links.items()])
+        """``(input, (node, output))`` pairs: where each linked input's value is found."""
+
+    def __repr__(self) -> str:
+        return f"Step({self.id!r}, {self.spec.id!r}, {self.phase!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Step) and (self.id, self.spec, self.phase, self.constants,
+                                            self.links) == (other.id, other.spec, other.phase,
+                                                            other.constants, other.links)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -57,19 +69,30 @@ class Plan:
 
 
 def compile_chain(chain: Graph) -> Plan:
-    """Validate ``chain`` into its execution plan; raise :class:`ChainError` naming the node."""
+    """Validate ``chain`` into its execution plan; raise :class:`ChainError` naming the node.
+
+    Linear in the size of the chain (benchmark B8)."""
+    with paused_gc():
+        return _compile(chain)
+
+
+def _compile(chain: Graph) -> Plan:
     specs: dict[str, NodeSpec] = {}
+    by_type: dict[str, NodeSpec | None] = {}
     for nid, inst in chain.nodes.items():
-        spec = get(inst.type)
+        spec = by_type[inst.type] if inst.type in by_type else by_type.setdefault(
+            inst.type, get(inst.type))
         if spec is None:
             raise ChainError(f"unknown node type {inst.type!r}", node=nid)
         specs[nid] = spec
 
     links: dict[str, dict[str, Link]] = {}
     constants: dict[str, dict[str, Any]] = {}
+    defaults = {id(sp): sp.default_output for sp in by_type.values() if sp is not None}
     for nid, inst in chain.nodes.items():
         spec = specs[nid]
-        links[nid], constants[nid] = {}, {}
+        links[nid] = node_links = {}
+        constants[nid] = node_constants = {}
         for name, value in inst.inputs.items():
             if name not in spec.inputs:
                 known = ", ".join(spec.inputs) or "none"
@@ -77,17 +100,25 @@ def compile_chain(chain: Graph) -> Plan:
                     f"unknown input for {spec.id} (inputs: {known})", node=nid, input=name
                 )
             if isinstance(value, OutputRef):
-                links[nid][name] = _resolve_link(nid, name, value, chain, specs)
+                src = specs.get(value.node)
+                output = value.output if value.output is not None else (
+                    defaults[id(src)] if src is not None else None)
+                if src is None or output is None or output not in src.outputs:
+                    node_links[name] = _resolve_link(nid, name, value, chain, specs)  # raises
+                else:
+                    node_links[name] = Link(value.node, output)
             else:
-                constants[nid][name] = value
-        for name, inp in spec.inputs.items():
-            if inp.required and name not in inst.inputs:
-                raise ChainError(f"missing required input of type {type_name(inp.type)}",
-                                 node=nid, input=name)
+                node_constants[name] = value
+        if len(inst.inputs) < len(spec.inputs):
+            for name, inp in spec.inputs.items():
+                if inp.required and name not in inst.inputs:
+                    raise ChainError(f"missing required input of type {type_name(inp.type)}",
+                                     node=nid, input=name)
 
     order = _toposort(chain, links)
     phases = _phases(order, specs, links)
 
+    fits: dict[tuple[int, int], bool] = {}  # connectable() per (output type, input type)
     for nid in order:
         spec = specs[nid]
         for name, value in constants[nid].items():
@@ -106,20 +137,21 @@ def compile_chain(chain: Graph) -> Plan:
             in_type = spec.inputs[name].type
             if spec.kind == "collector" and name == spec.collect:
                 in_type = spec.item_type
-            if not connectable(out_type, in_type):
+            fit = fits.get((id(out_type), id(in_type)))
+            if fit is None:
+                fit = fits[(id(out_type), id(in_type))] = connectable(out_type, in_type)
+            if not fit:
                 raise ChainError(
                     f"type mismatch: {link.node}.{link.output} gives {type_name(out_type)}, "
                     f"input expects {type_name(in_type)}",
                     node=nid, input=name,
                 )
 
+    checked: set[str] = set()
     for nid in order:
-        _check_node(nid, specs[nid], constants[nid])
+        _check_node(nid, specs[nid], constants[nid], checked)
 
-    steps = {
-        nid: Step(nid, specs[nid], phases[nid], dict(constants[nid]), dict(links[nid]))
-        for nid in order
-    }
+    steps = {nid: Step(nid, specs[nid], phases[nid], constants[nid], links[nid]) for nid in order}
     ordered = [steps[n] for n in order]
     iterators = [s for s in ordered if s.spec.kind == "iterator"]
     return Plan(
@@ -166,9 +198,12 @@ def resumable(plan: Plan) -> bool:
             and not any("folder" in w.links for w in writers))
 
 
-def _check_node(nid: str, spec: NodeSpec, constants: Mapping[str, Any]) -> None:
-    """The node's optional packages are installed and its own check accepts its constants."""
-    missing = spec.missing()
+def _check_node(nid: str, spec: NodeSpec, constants: Mapping[str, Any],
+                checked: set[str]) -> None:
+    """The node's optional packages are installed (looked up once per node type: ``checked``)
+    and its own check accepts its constants."""
+    missing = () if spec.id in checked else spec.missing()
+    checked.add(spec.id)
     if missing:
         raise ChainError(f"{spec.id} needs {', '.join(missing)}, which is not installed: "
                          f"{spec.install_hint}", node=nid)
@@ -237,6 +272,17 @@ def _phases(
     iterator: str | None = None
     for nid in order:
         spec = specs[nid]
+        if spec.kind == "node":  # the common case, kept cheap (B8)
+            phase: Phase = "pre"
+            mixed = False
+            for lk in links[nid].values():
+                src = phases[lk.node]
+                if src != phase and src != "pre":
+                    mixed = phase != "pre"
+                    phase = src
+            if not mixed:
+                phases[nid] = phase
+                continue
         src_phases = {name: phases[lk.node] for name, lk in links[nid].items()}
         if spec.kind == "iterator":
             if iterator is not None:
