@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import fault_cases  # noqa: E402
+import fault_cases
 
 
 def main() -> None:

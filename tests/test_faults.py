@@ -312,7 +312,7 @@ def test_read_only_record_without_capabilities_fails_the_run_in_one_line(tmp_pat
     ro, again = o.runs
     _no_traceback(ro, again)
     assert ro.returncode == 1 and fault_cases.accounted(ro), (ro.stdout, ro.stderr)
-    headline, done, failed, not_run, total = fault_cases.counts(ro) or ("", 0, 0, 0, 0)
+    headline, _done, failed, _not_run, total = fault_cases.counts(ro) or ("", 0, 0, 0, 0)
     assert headline == "run failed" and failed >= 1 and total == 6
     reason = [line for line in ro.stdout.splitlines() if line.startswith("reason: ")]
     assert len(reason) == 1 and "cannot write the record .chainlib-manifest.jsonl" in reason[0]

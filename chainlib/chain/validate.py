@@ -118,21 +118,18 @@ def _compile(chain: Graph) -> Plan:
     order = _toposort(chain, links)
     phases = _phases(order, specs, links)
 
+    # one pass in topological order: types, the node's own checks, its step (B8)
     fits: dict[tuple[int, int], bool] = {}  # connectable() per (output type, input type)
+    checked: set[str] = set()
+    steps: dict[str, Step] = {}
+    buckets: dict[str, list[Step]] = {"pre": [], "item": [], "post": [], "iterator": [],
+                                      "collector": []}
     for nid in order:
         spec = specs[nid]
-        for name, value in constants[nid].items():
-            in_type = spec.inputs[name].type
-            if spec.kind == "collector" and name == spec.collect:
-                raise ChainError("a collector's collected input must be linked to per-item values",
-                                 node=nid, input=name)
-            if not accepts_value(in_type, value):
-                raise ChainError(
-                    f"expected {type_name(in_type)}, got {type(value).__name__} {value!r:.80}",
-                    node=nid, input=name,
-                )
-            _check_constant(nid, name, in_type, value)
-        for name, link in links[nid].items():
+        node_constants, node_links = constants[nid], links[nid]
+        if node_constants:
+            _check_constants(nid, spec, node_constants)
+        for name, link in node_links.items():
             out_type = specs[link.node].outputs[link.output]
             in_type = spec.inputs[name].type
             if spec.kind == "collector" and name == spec.collect:
@@ -146,22 +143,34 @@ def _compile(chain: Graph) -> Plan:
                     f"input expects {type_name(in_type)}",
                     node=nid, input=name,
                 )
-
-    checked: set[str] = set()
-    for nid in order:
-        _check_node(nid, specs[nid], constants[nid], checked)
-
-    steps = {nid: Step(nid, specs[nid], phases[nid], constants[nid], links[nid]) for nid in order}
-    ordered = [steps[n] for n in order]
-    iterators = [s for s in ordered if s.spec.kind == "iterator"]
+        if spec.check is not None or spec.id not in checked:
+            _check_node(nid, spec, node_constants, checked)
+        steps[nid] = step = Step(nid, spec, phases[nid], node_constants, node_links)
+        kind = spec.kind
+        buckets[kind if kind != "node" else step.phase].append(step)
+    iterators = buckets["iterator"]
     return Plan(
         steps=steps,
-        pre=tuple(s for s in ordered if s.phase == "pre"),
+        pre=tuple(buckets["pre"]),
         iterator=iterators[0] if iterators else None,
-        item=tuple(s for s in ordered if s.phase == "item" and s.spec.kind != "iterator"),
-        collectors=tuple(s for s in ordered if s.spec.kind == "collector"),
-        post=tuple(s for s in ordered if s.phase == "post" and s.spec.kind != "collector"),
+        item=tuple(buckets["item"]),
+        collectors=tuple(buckets["collector"]),
+        post=tuple(buckets["post"]),
     )
+
+
+def _check_constants(nid: str, spec: NodeSpec, constants: Mapping[str, Any]) -> None:
+    for name, value in constants.items():
+        in_type = spec.inputs[name].type
+        if spec.kind == "collector" and name == spec.collect:
+            raise ChainError("a collector's collected input must be linked to per-item values",
+                             node=nid, input=name)
+        if not accepts_value(in_type, value):
+            raise ChainError(
+                f"expected {type_name(in_type)}, got {type(value).__name__} {value!r:.80}",
+                node=nid, input=name,
+            )
+        _check_constant(nid, name, in_type, value)
 
 
 def output_folders(steps: Iterable[Step]) -> list[str]:
@@ -246,8 +255,13 @@ def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str
     indegree = {nid: 0 for nid in chain.nodes}
     users: dict[str, list[str]] = {nid: [] for nid in chain.nodes}
     for nid, ls in links.items():
-        for src in {lk.node for lk in ls.values()}:
-            indegree[nid] += 1
+        if not ls:
+            continue
+        sources = [lk.node for lk in ls.values()]
+        if len(sources) > 1:
+            sources = list(dict.fromkeys(sources))  # one edge per source, in a stable order
+        indegree[nid] = len(sources)
+        for src in sources:
             users[src].append(nid)
     # a deque: popping the front of a list made this quadratic (issue 10)
     ready = deque(nid for nid in chain.nodes if indegree[nid] == 0)  # insertion order is stable
