@@ -3,8 +3,9 @@
 anywidget loads ``_esm`` as a single module, so ``chainlib/_widget/panel.js`` in the wheel is the
 bundle of ``widget/panel.js`` and the modules it imports, built by ``chainlib/_bundle.py`` (the
 same function :mod:`chainlib.panel` calls at import in a source checkout, so both give the same
-text), plus ``widget/panel.css``. The JS sources and tests stay out of the wheel. Editable installs
-skip this: they import from the source tree, where ``chainlib.panel`` bundles at import.
+text), plus ``widget/panel.css``, and ``widget/web/*.js`` for the control server's page. The other
+JS sources and tests stay out of the wheel. Editable installs skip this: they import from the
+source tree, where ``chainlib.panel`` bundles at import.
 """
 
 from __future__ import annotations
@@ -37,11 +38,17 @@ def build_front_end(root: Path, out_dir: Path) -> dict[str, str]:
     js.write_text(bundler.bundle(root / "widget" / "panel.js"), encoding="utf-8")
     css = out_dir / "panel.css"
     shutil.copyfile(root / "widget" / "panel.css", css)
-    return {str(js): f"{TARGET}/panel.js", str(css): f"{TARGET}/panel.css"}
+    files = {str(js): f"{TARGET}/panel.js", str(css): f"{TARGET}/panel.css"}
+    # The control server's page (chainlib.serve) loads the same panel.js through these two.
+    (out_dir / "web").mkdir(exist_ok=True)
+    for name in ("web/model.js", "web/main.js"):
+        shutil.copyfile(root / "widget" / name, out_dir / name)
+        files[str(out_dir / name)] = f"{TARGET}/{name}"
+    return files
 
 
 class FrontEndBuildHook(BuildHookInterface[BuilderConfig]):
-    """Adds ``chainlib/_widget/{panel.js,panel.css}`` to standard wheels."""
+    """Adds ``chainlib/_widget/{panel.js,panel.css,web/*.js}`` to standard wheels."""
 
     PLUGIN_NAME = "chainlib-front-end"
 

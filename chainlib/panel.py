@@ -60,7 +60,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anywidget
 import numpy as np
@@ -72,6 +72,9 @@ from .panel_messages import COMMANDS, MAX_MESSAGE_BYTES, id_of, validate
 from .publisher import Publisher
 from .run.runner import Runner
 from .run.status import Status
+
+if TYPE_CHECKING:
+    from .serve import RemoteRun
 
 __all__ = ["COMMANDS", "MAX_MESSAGE_BYTES", "ControlPanel", "FaultInjection"]
 
@@ -174,7 +177,7 @@ class ControlPanel(anywidget.AnyWidget):
 
     def __init__(
         self,
-        runner: Runner,
+        runner: Runner | RemoteRun,
         *,
         pull_interval: float = 5.0,
         max_rate: float = 10.0,
@@ -210,7 +213,8 @@ class ControlPanel(anywidget.AnyWidget):
             status=first.to_dict(max_failures=MAX_FAILURES),
             heartbeat=time.time(),
             pull_interval=float(pull_interval),
-            title=str(getattr(runner.chain, "name", "") or "chain"),
+            title=str(getattr(runner, "title", "") or getattr(getattr(runner, "chain", None),
+                                                              "name", "") or "chain"),
             kernel=initial_facts(),
         )
         self.on_msg(ControlPanel._on_custom_msg)
@@ -232,7 +236,7 @@ class ControlPanel(anywidget.AnyWidget):
     # ------------------------------------------------------------------ public
 
     @property
-    def runner(self) -> Runner:
+    def runner(self) -> Runner | RemoteRun:
         """The runner this panel controls."""
         return self._runner
 
@@ -251,10 +255,37 @@ class ControlPanel(anywidget.AnyWidget):
         """The one thread that writes this panel's traits."""
         return self._publisher
 
+    _owns_run = True  # False for a panel attached to a run served by another process
+
+    @classmethod
+    def attach(cls, url: str, **options: Any) -> ControlPanel:
+        """A panel for a run served by another process (``chainlib run CHAIN --serve PORT`` or
+        ``Runner.serve()``): ``url`` is the URL it printed, token included. The panel shows and
+        controls that run exactly as a local one (through a :class:`chainlib.serve.RemoteRun`);
+        closing the panel or restarting this kernel leaves the run going, so a new kernel can
+        attach again. ``options`` are the constructor's (``pull_interval``, ...)."""
+        from .serve import RemoteRun
+
+        remote = RemoteRun(url)
+        try:
+            panel = cls(remote, **{"thumbnail": False, **options})
+        except BaseException:
+            remote.close()
+            raise
+        panel._owns_run = False
+        return panel
+
     def close(self) -> None:
         """Stop the publisher thread, stop watching the runner and close the widget's comm."""
         self._stop_publishing()
+        self._detach()
         super().close()
+
+    def _detach(self) -> None:
+        if not self._owns_run:
+            close = getattr(self._runner, "close", None)
+            if close is not None:
+                close()
 
     def _stop_publishing(self) -> None:
         closing = getattr(self, "_closing", None)
@@ -270,14 +301,19 @@ class ControlPanel(anywidget.AnyWidget):
                 publisher.join(timeout=5.0)
 
     def _kernel_shutdown(self, reason: str, deadline: float) -> None:
-        """The kernel is shutting down or restarting: stop the run, say goodbye, close."""
+        """The kernel is shutting down or restarting: stop the run (unless it lives in another
+        process: an attached run goes on), say goodbye, close."""
         runner = self._runner
-        runner.stop()
-        try:
-            final = runner.wait(max(0.0, deadline - time.monotonic()))
-        except TimeoutError:  # a node that does not reach a checkpoint: say what is true now
+        if self._owns_run:
+            runner.stop()
+            try:
+                final = runner.wait(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:  # a node that does not reach a checkpoint: say what is true now
+                final = runner.status()
+        else:
             final = runner.status()
         self._stop_publishing()  # nothing is published after the goodbye
+        self._detach()
         self.send({"type": "goodbye", "reason": reason,
                    "status": final.to_dict(max_failures=MAX_FAILURES)})
         super().close()
@@ -288,8 +324,12 @@ class ControlPanel(anywidget.AnyWidget):
     # ------------------------------------------------------------------ custom messages
 
     def _on_custom_msg(self, content: Any, buffers: list[Any] | None) -> None:
-        """Handle one custom message (on the kernel's shell thread). Always replies once."""
+        """Handle one custom message (on the kernel's shell thread). Always replies once, except
+        to a status request while an attached run's server cannot be reached."""
         self._link.view_message()
+        if (not self._owns_run and isinstance(content, dict)
+                and content.get("type") == "status_request" and not self._reachable()):
+            return  # as for a lost kernel: silence, so the front end says `disconnected`
         try:
             reply = self._answer(content, buffers)
         except Exception as exc:  # never leave a request unanswered
@@ -313,6 +353,10 @@ class ControlPanel(anywidget.AnyWidget):
             "reason": ack.reason,
             "status": ack.status.to_dict(max_failures=MAX_FAILURES),
         }
+
+    def _reachable(self) -> bool:
+        """False while an attached run's server does not answer (a local run always is)."""
+        return bool(getattr(self._runner, "connected", True))
 
     def _snapshot_dict(self) -> dict[str, Any]:
         return dict(self._runner.status().to_dict(max_failures=MAX_FAILURES))

@@ -11,11 +11,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .kernel import PanelLink, initial_facts
 from .run.runner import Runner
 from .run.status import ACTIVE_STATES, Status
+
+if TYPE_CHECKING:
+    from .serve import RemoteRun
 
 __all__ = ["THUMBNAIL_INTERVAL", "Publisher"]
 
@@ -42,7 +45,7 @@ class Publisher:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: Runner | RemoteRun,
         link: PanelLink,
         flag: threading.Event,
         closing: threading.Event,
@@ -93,8 +96,10 @@ class Publisher:
             transition = snap.state != last_state
             new = snap.seq != last_seq and (transition or open_slot)
             kernel_changed = kernel != last_kernel  # a kernel change goes out at once
+            # no heartbeat while an attached run's server is unreachable: the front end must
+            # say `disconnected` rather than vouch for a snapshot nobody can confirm
             heartbeat = (time.time() if active and now - last_hb >= self.hb_interval and
-                         (open_slot or new) else None)
+                         (open_slot or new) and getattr(runner, "connected", True) else None)
             repeat = bool(repeats) and now >= repeats[0] and not active and (open_slot or new)
             thumb = None
             make_thumb = self.thumbnail() if self.thumbnail is not None else None

@@ -1,5 +1,5 @@
 """Run-level fault cases through the command line (issue 10), shared by ``tests/test_faults.py``
-(which asserts on each) and ``benchmarks/b10_fault_table.py`` (which prints the table).
+(which asserts on each) and ``benchmarks/b11_fault_table.py`` (which prints the table).
 
 Each case builds input and output folders under ``root``, runs ``python -m chainlib`` one or more
 times under a fault, and returns a :class:`Outcome`: how many inputs, how many were **lost** (an

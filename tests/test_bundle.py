@@ -46,16 +46,21 @@ def test_import_time_module_is_the_bundle_of_the_sources() -> None:
         assert f"// ---- {source} (" in ControlPanel._esm
 
 
-def test_wheel_carries_the_same_bundle_and_no_js_sources(tmp_path: Path) -> None:
+def test_wheel_carries_the_same_bundle_and_only_the_served_pages_js(tmp_path: Path) -> None:
     builder = pytest.importorskip("hatchling.builders.wheel").WheelBuilder(str(ROOT))
     wheel = Path(next(builder.build(directory=str(tmp_path), versions=["standard"])))
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         built = zf.read("chainlib/_widget/panel.js").decode()
         css = zf.read("chainlib/_widget/panel.css").decode()
+        web = {n: zf.read(n).decode() for n in names if n.startswith("chainlib/_widget/web/")}
     assert built == bundle(ENTRY)
     assert css == (ROOT / "widget" / "panel.css").read_text()
-    assert [n for n in names if n.endswith((".js", ".mjs"))] == ["chainlib/_widget/panel.js"]
+    assert sorted(n for n in names if n.endswith((".js", ".mjs"))) == [
+        "chainlib/_widget/panel.js", "chainlib/_widget/web/main.js",
+        "chainlib/_widget/web/model.js"]
+    for name, text in web.items():  # the control server's page (chainlib.serve), as they are
+        assert text == (ROOT / "widget" / name.removeprefix("chainlib/_widget/")).read_text()
     # and an installed wheel loads that file as it is
     assert front_end_module(_extract(wheel, tmp_path)) == built
 
@@ -152,3 +157,17 @@ def test_script_writes_the_same_bundle(tmp_path: Path) -> None:
     subprocess.run(["python3", str(ROOT / "chainlib" / "_bundle.py"), str(ENTRY), "-o", str(out)],
                    check=True, timeout=60)
     assert out.read_text() == bundle(ENTRY)
+
+
+def test_no_notebook_stores_a_copy_of_the_front_end() -> None:
+    """Saved widget state embeds the panel's whole `_esm`: a second, stale copy of the front end.
+
+    Clear it before committing a notebook (JupyterLab: Settings → Save Widget State Automatically
+    off, or delete ``metadata.widgets``)."""
+    notebooks = [p for folder in ("notebooks", "docs", "examples")
+                 for p in sorted((ROOT / folder).rglob("*.ipynb"))
+                 if ".ipynb_checkpoints" not in p.parts]
+    assert notebooks, "the example notebooks were not found"
+    stored = [str(p.relative_to(ROOT)) for p in notebooks
+              if "widgets" in json.loads(p.read_text()).get("metadata", {})]
+    assert stored == [], f"notebooks with saved widget state (remove metadata.widgets): {stored}"

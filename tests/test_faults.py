@@ -1,7 +1,7 @@
 """Fault campaign (issue 10): random I/O faults, a full disk and a read-only record at the
 output layer; then run-level cases through the command line (SIGKILL then resume, a full disk,
 a read-only record without capabilities, concurrent runs, collisions, in-place runs, hostile
-names), built in ``tests/fault_cases.py`` and tabled by ``benchmarks/b10_fault_table.py``.
+names), built in ``tests/fault_cases.py`` and tabled by ``benchmarks/b11_fault_table.py``.
 """
 
 from __future__ import annotations

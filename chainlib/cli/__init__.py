@@ -7,6 +7,8 @@ chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume] [-
 chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...]
 chainlib nodes [PATTERN] [--json] [--import MODULE ...]
 chainlib demo [--out DIR] [--workers N]
+chainlib run CHAIN.json --serve [HOST:]PORT [--allow-remote] ...
+chainlib status URL [--json]          chainlib pause|resume|stop URL
 ```
 
 ``run`` shows a progress bar on stderr and prints a summary on stdout. Ctrl-C asks the run to stop
@@ -15,10 +17,13 @@ a second Ctrl-C quits at once.
 
 Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invalid chain or
 arguments, or the output folder is in use by another run (one line, no traceback), 130 stopped by
-the user. Names and messages printed to the terminal have their control characters escaped.
+the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run served with ``--serve``): 0
+answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused. Names and messages printed
+to the terminal have their control characters escaped.
 
 Modules: :mod:`.commands` (the commands), :mod:`.progress` (running with a progress bar, Ctrl-C,
-the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors).
+the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors),
+:mod:`.remote` (``--serve`` and the commands that talk to a served run).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from .commands import (
 )
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides, parse_override, parse_value
+from .remote import add_remote_parsers, add_serve_arguments
 
 __all__ = [
     "EXIT_FAILED",
@@ -112,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="run on a Dask cluster: a scheduler address (tcp://host:8786) or "
                    "local:N for a local cluster of N worker processes")
+    add_serve_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", parents=[chain_args, imports], help="check a chain file",
@@ -138,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to create the sample images (default: $CHAINLIB_SAMPLES or "
                    "~/.cache/chainlib/samples-v1)")
     p.set_defaults(func=cmd_demo)
+    add_remote_parsers(sub)
     return parser
 
 

@@ -21,6 +21,7 @@ from ..records import RecordError
 from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe
 from .overrides import apply_overrides
 from .progress import execute, summary
+from .remote import serve_hook
 
 MAX_WORKERS = 256
 """The largest ``--workers``: each worker is a thread holding an item's images."""
@@ -162,6 +163,7 @@ def _connect(address: str) -> tuple[Any, Callable[[], None]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    serve = serve_hook(args)
     import_modules(args.imports)
     chain, _ = _load_chain(args.chain, args.sets)
     close: Callable[[], None] | None = None
@@ -173,8 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         st, _ = execute(chain, workers=args.workers, on_error=args.on_error, resume=args.resume,
                          cluster=client, progress=not args.no_progress,
-                         label=Path(args.chain).stem, max_memory=args.max_memory,
-                         overwrite=args.overwrite)
+                         label=Path(args.chain).stem, serve=serve,
+                         max_memory=args.max_memory, overwrite=args.overwrite)
     finally:
         if close is not None:
             close()

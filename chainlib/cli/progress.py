@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -57,14 +57,15 @@ def execute(
     cluster: Any = None,
     progress: bool = True,
     label: str = "items",
+    serve: Callable[[Runner], Callable[[], None]] | None = None,
     max_memory: int | None = None,
     overwrite: bool = False,
 ) -> tuple[Status, bool]:
     """Run ``chain`` with a progress bar (stderr) until it ends; returns its final status and
-    whether the user interrupted it. A run that cannot start (its output folder is in use by
-    another run, or not writable) raises :class:`UsageError` with the reason."""
-    from tqdm import tqdm
-
+    whether the user interrupted it. ``serve(runner)``, if given, is called before the start (to
+    serve the run over HTTP) and returns what to call once the run has ended. A run that cannot
+    start (its output folder is in use by another run, or not writable) raises
+    :class:`UsageError` with the reason."""
     kwargs: dict[str, Any] = {"workers": workers, "on_error": on_error, "resume": resume,
                               "max_memory": max_memory, "overwrite": overwrite}
     if cluster is not None:
@@ -73,6 +74,16 @@ def execute(
         runner = Runner(chain, **kwargs)
     except (ValueError, ChainError) as exc:
         raise UsageError(str(exc)) from None
+    stop_serving = serve(runner) if serve is not None else None
+    try:
+        return _drive(runner, progress=progress, label=label)
+    finally:
+        if stop_serving is not None:
+            stop_serving()  # after the final snapshot went out to every stream
+
+
+def _drive(runner: Runner, *, progress: bool, label: str) -> tuple[Status, bool]:
+    from tqdm import tqdm
 
     with _Interrupts() as interrupts:
         bar = tqdm(total=None, unit="item", desc=safe(label), file=sys.stderr,

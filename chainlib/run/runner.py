@@ -36,6 +36,7 @@ from .status import Ack, Status
 from .waiting import HOOK_SLICE_S, has_wait_hooks, run_wait_hooks
 
 if TYPE_CHECKING:
+    from ..serve import ControlServer
     from .observable import RunStateMirror
 
 OnError = Literal["stop", "skip"]
@@ -318,3 +319,13 @@ class Runner:
         The counter grows with every new preview, so a consumer can tell whether it changed.
         """
         return self._preview.latest()
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> ControlServer:
+        """Start an HTTP control server for this run (page, /status, SSE /events, /commands)
+        and return it; see :func:`chainlib.serve.serve` (needs ``pip install chainlib[serve]``)."""
+        try:
+            from ..serve import serve
+        except ImportError as exc:
+            raise ImportError(f"Runner.serve needs the serve extra: pip install "
+                              f"'chainlib[serve]' ({exc})") from exc
+        return serve(self, host, port, **options)

@@ -109,7 +109,10 @@ def _dump_status() -> None:  # the test reads the truth from this file
         panel = globals().get("panel")
         if panel is not None:
             status["_panel"] = {{"dropped_updates": panel.dropped_updates,
-                                "dropped_replies": panel.dropped_replies}}
+                                "dropped_replies": panel.dropped_replies,
+                                "model_id": panel.model_id,
+                                "traits": {{"seq": panel.status.get("seq"), "title": panel.title,
+                                           "pull_interval": panel.pull_interval}}}}
         with open(tmp, "w") as f:
             json.dump(status, f)
         os.replace(tmp, STATUS_FILE)
@@ -124,7 +127,9 @@ def build_notebook(*, status_file: Path, title: str = "e2e", n: int = 200, steps
                    delay: float = 0.01, workers: int = 1, on_error: str = "stop",
                    fail_at: int = -1, message: str = "", labels: dict[int, str] | None = None,
                    pull_interval: float = 5.0, faults: tuple[float, float] | None = None,
-                   views: int = 1, autostart: bool = False) -> nbformat.NotebookNode:
+                   views: int = 1, autostart: bool = False,
+                   after: tuple[str, ...] = ()) -> nbformat.NotebookNode:
+    """The test notebook; ``after``: cells that run once "cells done" is printed."""
     setup = SETUP.format(labels=labels or {}, title=title, n=n, steps=steps, delay=delay,
                          fail_at=fail_at, message=message, workers=workers, on_error=on_error,
                          status_file=str(status_file))
@@ -136,6 +141,7 @@ def build_notebook(*, status_file: Path, title: str = "e2e", n: int = 200, steps
     if autostart:
         cells.append(new_code_cell("print('start:', run.start().accepted)"))
     cells.append(new_code_cell("print('cells done')"))
+    cells += [new_code_cell(textwrap.dedent(code).strip()) for code in after]
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}
@@ -278,6 +284,8 @@ VIEW_JS = """(el) => {
     connection: txt("connection"), title: txt("title"),
     error: q("error") && !q("error").hidden ? q("error").textContent : null,
     play: btn("play"), pause: btn("pause"), stop: btn("stop"),
+    rate_shown: !!q("rate") && !q("rate").hidden, eta_shown: !!q("eta") && !q("eta").hidden,
+    running_rows: el.querySelectorAll('tr[data-running]').length, not_run: txt("not-run"),
   };
 }"""
 

@@ -89,6 +89,8 @@ def test_play_pause_resume_stop(notebook: Any) -> None:
     v2, t2 = agreed(nb, "paused", 1)
     assert t2["done"] == t["done"] and v2["done"] == str(t["done"])
     assert v2["pause"]["text"] == "Resume"
+    # every figure true while paused: nothing runs, nothing counts down
+    assert not v2["rate_shown"] and not v2["eta_shown"] and v2["running_rows"] == 0, v2
 
     nb.click("pause")  # now reads "Resume"
     check_buttons(nb.view())
@@ -98,9 +100,12 @@ def test_play_pause_resume_stop(notebook: Any) -> None:
 
     clicked = nb.click("stop")
     check_buttons(nb.view())
-    _, t = agreed(nb, "stopped", 5)
+    v, t = agreed(nb, "stopped", 5)
     print(f"stop -> stopped shown after {time.monotonic() - clicked:.2f} s")
     assert 0 < t["done"] < t["total"]
+    # a stopped run shows what was done and what was not, no rate or ETA
+    assert not v["rate_shown"] and not v["eta_shown"] and v["running_rows"] == 0, v
+    assert v["not_run"] == str(t["total"] - t["done"] - t["failed"]), (v, t)
     if os.environ.get("CHAINLIB_UPDATE_DOCS") == "1":
         shutil.copyfile(shot, DOCS_PANEL)
 

@@ -1,5 +1,5 @@
 // The texts of the notices the state machine raises (one place, so they stay consistent).
-import { LABEL } from "./base.js";
+import { ACTIVE_STATES, LABEL } from "./base.js";
 
 export const ENDED_HEAD = Object.freeze({
   restarted: "The kernel restarted",
@@ -32,6 +32,11 @@ export function endedText(snap, cause, reason) {
   }
   const total = Number.isFinite(snap.total) ? String(snap.total) : "?";
   const done = Number.isFinite(snap.done) ? snap.done : 0;
+  if (cause === "goodbye" && ACTIVE_STATES.includes(snap.state)) {
+    // Only a panel attached to a run served by another process says goodbye to a live run.
+    return `${head}${why}: the run goes on in the process that serves it (${snap.state}, ` +
+      `${done}/${total}). Attach again from the new kernel.`;
+  }
   const last = cause === "goodbye" ? "" : " (its last report)";
   return `${head}${why}: the run ended at ${done}/${total}${last}. Run the cells again; ` +
     "resume=True skips finished items.";

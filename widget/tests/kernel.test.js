@@ -178,6 +178,15 @@ describe("kernel gone: ended", () => {
     assert.match(s.notice.text, /ended at 33\/200/);
   });
 
+  test("goodbye from a panel attached to a served run: the run goes on elsewhere", () => {
+    let s = at("running", { done: 31, total: 200 });
+    s = ev(s, { type: "message", msg: { type: "goodbye", reason: "kernel shutting down", status: snap("running", 40, { done: 35, total: 200 }) }, now: 1.1 });
+    assert.equal(s.ui, "ended");
+    assert.deepEqual(enabledSet(buttons(s)), []);
+    assert.equal(s.notice.text, "The kernel is shutting down or restarting (kernel shutting down): " +
+      "the run goes on in the process that serves it (running, 35/200). Attach again from the new kernel.");
+  });
+
   test("an idle panel whose kernel restarted says its run no longer exists", () => {
     const s = ev(at("idle"), { type: "ended", cause: "shut down", now: 1 });
     assert.equal(s.notice.text, "The kernel shut down: this panel's run no longer exists. Run the cells again.");

@@ -1,5 +1,5 @@
 // The per-node table: state, count, mean / total time, items in flight; the slowest node marked.
-import { h, add, num, setAttr, setText, str } from "./dom.js";
+import { h, add, num, setAttr, setText } from "./dom.js";
 import { formatDuration, formatMean } from "../format.js";
 import { nodeStateText } from "../figures.js";
 

@@ -1,4 +1,4 @@
-"""B10: the fault table of issue 10: fault cases tried through the command line, items lost
+"""B11: the fault table of issue 10: fault cases tried through the command line, items lost
 (goal 0) and files overwritten that were not chainlib's (goal 0).
 
 The cases are those of ``tests/test_faults.py`` (built in ``tests/fault_cases.py``); each runs
@@ -7,7 +7,7 @@ valid output at the end (pixels checked) plus runs that left an item counted now
 failed + not run != total) or printed a traceback; "overwritten" counts files that were not
 chainlib's (hashed before and after) that changed.
 
-    PYTHONPATH=. python benchmarks/b10_fault_table.py [--verbose]
+    PYTHONPATH=. python benchmarks/b11_fault_table.py [--verbose]
 
 Cases needing root (tmpfs) or setpriv print "skipped" where impossible.
 """

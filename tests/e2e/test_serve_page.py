@@ -1,0 +1,128 @@
+"""The control server's web page in Chromium: the notebook panel's front end over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import chainlib as cl
+from chainlib.serve import ServeFaults, serve
+
+from .helpers import assert_buttons, wait_until
+from .serve_page import click, goto, long_chain, shown, view, wait_state
+
+
+@pytest.fixture
+def run() -> Iterator[cl.Runner]:
+    r = cl.Runner(long_chain(), workers=2)
+    yield r
+    r.stop()
+    r.wait(30)
+
+
+def settled(page: Any, run: cl.Runner, state: str, timeout: float = 10) -> dict[str, Any]:
+    """Wait until the run and the page both show ``state``; the buttons must match it."""
+    wait_until(lambda: run.status().state == state, timeout, f"the run to be {state}")
+    v = wait_state(page, state, timeout)
+    assert_buttons(v)
+    return v
+
+
+def test_play_pause_resume_stop_from_the_page(page: Any, run: cl.Runner) -> None:
+    with serve(run, announce=None) as srv:
+        goto(page, srv.url)
+        assert "token" not in page.url  # the link's token went into an HttpOnly cookie
+        v = settled(page, run, "idle")
+        assert v["title"] == "served"
+        click(page, "play")
+        settled(page, run, "running")
+        click(page, "pause")
+        settled(page, run, "paused")
+        click(page, "pause")  # the toggle now reads Resume
+        settled(page, run, "running")
+        click(page, "stop")
+        v = settled(page, run, "stopped")
+        truth = run.status()
+        assert v["seq"] == str(truth.seq)
+        assert v["done"] == str(truth.done)
+        assert "disconnected" not in shown(page)
+        assert page.evaluate("() => chainlibModel.stats.status") >= 1
+
+
+def test_a_ten_second_cut_shows_disconnected_never_idle_and_the_truth_right_after(
+        page: Any, run: cl.Runner) -> None:
+    with serve(run, announce=None, fault_injection=ServeFaults()) as srv:
+        goto(page, srv.url)
+        click(page, "play")
+        settled(page, run, "running")
+        srv.cut(10.0)
+        cut_at = time.monotonic()
+        v = wait_state(page, "disconnected", 6)
+        assert v["stop"]["enabled"] and not v["play"]["enabled"]  # stop stays available
+        run.pause()  # behind the page's back, while it cannot hear
+        wait_until(lambda: run.status().state == "paused", 10, "paused")
+        left = cut_at + 10.0 - time.monotonic()
+        assert left > 1, "the cut ended too early to test anything"
+        time.sleep(left - 0.5)
+        assert view(page)["state"] == "disconnected"
+        wait_until(lambda: not srv.hub.cutting, 2, "the cut to end")
+        back = time.monotonic()
+        v = wait_state(page, "paused", 1.0)  # the truth within 1 s of the link's return
+        assert time.monotonic() - back <= 1.0
+        assert v["seq"] == str(run.status().seq)
+        states = shown(page)
+        after = [x for x in states[states.index("running"):] if x != "reconnecting"]
+        assert after == ["running", "disconnected", "paused"], states  # never idle
+
+
+def test_half_the_events_dropped_converges_within_the_pull_interval(
+        page: Any, run: cl.Runner) -> None:
+    with serve(run, announce=None, fault_injection=ServeFaults(drop_events=0.5, seed=3)) as srv:
+        goto(page, srv.url)
+        run.start()
+        wait_state(page, "running", 6)
+        for command, state in [("pause", "paused"), ("resume", "running"), ("pause", "paused"),
+                               ("resume", "running"), ("stop", "stopped")]:
+            getattr(run, command)()
+            wait_until(lambda s=state: run.status().state == s, 10, state)
+            t0 = time.monotonic()
+            v = wait_state(page, state, 5.0 + 0.5)  # pull interval (+ a pull's round trip)
+            assert_buttons(v)
+            print(f"{command}: page shows {state} after {time.monotonic() - t0:.2f} s")
+        assert srv.hub.events_dropped > 0
+        truth = run.status()
+        v = wait_state(page, "stopped", 1)
+        assert v["seq"] == str(truth.seq) and v["done"] == str(truth.done)
+
+
+def test_two_tabs_agree_at_every_step(browser: Any, run: cl.Runner) -> None:
+    context = browser.new_context()
+    try:
+        with serve(run, announce=None) as srv:
+            tabs = [context.new_page(), context.new_page()]
+            for tab in tabs:
+                goto(tab, srv.url)
+            steps = [(0, "play", "running"), (1, "pause", "paused"), (0, "pause", "running"),
+                     (1, "stop", "stopped"), (0, "play", "running"), (1, "stop", "stopped")]
+            for who, button, state in steps:
+                click(tabs[who], button)
+                views = [settled(tab, run, state) for tab in tabs]
+                assert views[0]["state"] == views[1]["state"] == run.status().state
+            truth = run.status()
+            for tab in tabs:
+                wait_until(lambda t=tab: view(t)["seq"] == str(truth.seq), 5, "the final seq")
+                assert "idle" not in shown(tab)[1:]
+    finally:
+        context.close()
+
+
+def test_the_page_is_refused_without_the_token(page: Any, run: cl.Runner) -> None:
+    with serve(run, announce=None) as srv:
+        response = page.goto(srv.base_url + "/")
+        assert response is not None and response.status == 401
+        assert "missing token" in page.content()
+        response = page.goto(srv.base_url + "/?token=wrong")
+        assert response is not None and response.status == 403

@@ -1,0 +1,138 @@
+"""``chainlib run --serve`` controlled from a second process (``chainlib status|pause|...``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chainlib.serve.terminal import parse_address
+from tests.serve_nodes import tick_chain
+
+ROOT = Path(__file__).resolve().parents[1]
+URL_LINE = re.compile(r"control server for '.*' at (http://\S+)")
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    return subprocess.run([sys.executable, "-m", "chainlib", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+class ServedRun:
+    """A ``chainlib run CHAIN --serve 127.0.0.1:0`` process; ``url`` is read from its stderr."""
+
+    def __init__(self, chain: Path, *extra: str) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chainlib", "run", str(chain), "--import", "serve_nodes",
+             "--no-progress", "--serve", "127.0.0.1:0", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.stderr: list[str] = []
+        self._found = threading.Event()
+        self.url = ""
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._found.wait(60):
+            self.proc.kill()
+            raise AssertionError(f"no URL printed; stderr: {''.join(self.stderr)}")
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            m = URL_LINE.search(line)
+            if m and not self.url:
+                self.url = m.group(1)
+                self._found.set()
+        self._found.set()
+
+    def status(self) -> dict[str, object]:
+        proc = cli("status", self.url, "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    def wait_state(self, state: str, timeout: float = 20) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.status()
+            if s["state"] == state:
+                return s
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still {s['state']}, expected {state}")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServedRun]:
+    chain = tmp_path / "ticks.json"
+    tick_chain(items=100_000, ms=20).save(chain)
+    run = ServedRun(chain)
+    yield run
+    if run.proc.poll() is None:
+        run.proc.kill()
+        run.proc.wait(10)
+
+
+def test_a_cli_run_is_controlled_from_another_process(served: ServedRun) -> None:
+    assert "?token=" in served.url
+    s = served.wait_state("running")
+    assert s["run_id"]
+    proc = cli("pause", served.url)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("pause: accepted (pause requested)")
+    served.wait_state("paused")
+    proc = cli("pause", served.url)  # idempotent, says so
+    assert (proc.returncode, proc.stdout.splitlines()[0]) == (0, "pause: accepted (already paused)")
+    proc = cli("status", served.url)
+    assert proc.returncode == 0 and re.match(r"run \w+ #\d+ paused: \d+/100000 done", proc.stdout)
+    assert cli("resume", served.url).returncode == 0
+    served.wait_state("running")
+    proc = cli("stop", served.url)
+    assert proc.returncode == 0 and "stop: accepted" in proc.stdout
+    out, _ = served.proc.communicate(timeout=30)
+    assert served.proc.returncode == 130  # the summary's exit code for a stopped run
+    assert "stopped" in out
+
+
+def test_remote_commands_report_rejections_and_bad_urls(served: ServedRun) -> None:
+    served.wait_state("running")
+    proc = cli("resume", served.url)
+    assert proc.returncode == 0 and "already running" in proc.stdout
+    base = served.url.split("?")[0]
+    proc = cli("pause", base)
+    assert proc.returncode == 2 and "no token" in proc.stderr
+    proc = cli("pause", base + "?token=wrong")
+    assert proc.returncode == 3 and "HTTP 403: invalid token" in proc.stderr
+    proc = cli("status", "not a url")
+    assert proc.returncode == 2 and "not an http(s) URL" in proc.stderr
+    assert served.status()["state"] == "running"  # nothing changed
+    cli("stop", served.url)
+    served.proc.communicate(timeout=30)
+    proc = cli("status", served.url, timeout=30)
+    assert proc.returncode == 3 and "cannot reach" in proc.stderr
+
+
+def test_serve_addresses_parse_or_fail_clearly() -> None:
+    assert parse_address("8765") == ("127.0.0.1", 8765)
+    assert parse_address("0.0.0.0:0") == ("0.0.0.0", 0)
+    assert parse_address("[::1]:9000") == ("::1", 9000)
+    assert parse_address("localhost:1") == ("localhost", 1)
+    for bad, needle in (("x", "must be a number"), ("1:2:3", "IPv6 in brackets"),
+                        ("[::1]9", "[IPV6]:PORT"), ("99999", "0..65535"), (":80", "[HOST:]PORT")):
+        with pytest.raises(ValueError, match=re.escape(needle)):
+            parse_address(bad)
+
+
+def test_serving_beyond_loopback_needs_allow_remote(tmp_path: Path) -> None:
+    chain = tmp_path / "ticks.json"
+    tick_chain(items=3, ms=1).save(chain)
+    proc = cli("run", str(chain), "--import", "serve_nodes", "--serve", "0.0.0.0:0")
+    assert proc.returncode == 2 and "--allow-remote" in proc.stderr
