@@ -12,12 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..chain.validate import Plan, output_folders
+from ..chain.validate import Plan, output_folders, resumable
 from ..lock import FolderBusy
 from ..memory import MemoryBudget, default_budget, parse_size
 from ..outputs import OutputSession
 from ..records import RecordError
 from .preflight import preflight
+
+
+def manifest_folder(plan: Plan, resume: bool) -> str | None:
+    """The folder keeping the manifest of finished items (``ValueError`` if ``resume`` cannot
+    work for ``plan``)."""
+    folders = output_folders(s for s in plan.item if s.spec.writes_files)
+    if resume and not resumable(plan):
+        raise ValueError("resume=True needs per-item nodes that write files (such as image.save) "
+                         "into one constant output folder, where the manifest of finished items "
+                         "is kept")
+    return min(folders) if folders else None
 
 
 class StartRefused(Exception):

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
-from ..chain.validate import compile_chain, output_folders, resumable
+from ..chain.validate import compile_chain
 from ..manifest import Manifest
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
-from .guard import RunGuard, StartRefused
+from .guard import RunGuard, StartRefused, manifest_folder
 from .ledger import Ledger
 from .local import LocalThreads
 from .preview import PreviewBuffer
@@ -53,10 +53,8 @@ class Runner:
     ``on_error="stop"`` ends the run as ``failed`` at the first failing item; ``"skip"`` records the
     failure and goes on. ``resume=True`` skips items that a previous run already completed (see
     :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` to run the items on.
-
-    ``overwrite=True`` replaces existing files chainlib did not write (never inputs); each run
-    locks its output folders (see :mod:`.guard`). ``max_memory``: bytes or ``"2G"`` (default half
-    the RAM) of decoded images held at once."""
+    ``overwrite=True`` replaces files chainlib did not write (never inputs); ``max_memory``: bytes
+    or ``"2G"`` (default half the RAM) of decoded images held at once (see :mod:`.guard`)."""
 
     def __init__(
         self,
@@ -79,7 +77,7 @@ class Runner:
         self.resumable = resume
         self.cluster = cluster
         self._plan = compile_chain(chain)
-        self._output_folder = self._find_output_folder(resume)
+        self._output_folder = manifest_folder(self._plan, resume)
         self._guard = RunGuard(self._plan, max_memory=max_memory, overwrite=overwrite)
         self._start_lock = threading.Lock()
         self._preview = PreviewBuffer(tuple(
@@ -94,14 +92,6 @@ class Runner:
         self._mirror: RunStateMirror | None = None
         self._mirror_lock = threading.Lock()
 
-    def _find_output_folder(self, resume: bool) -> str | None:
-        folders = output_folders(s for s in self._plan.item if s.spec.writes_files)
-        if resume and not resumable(self._plan):
-            raise ValueError("resume=True needs per-item nodes that write files (such as "
-                             "image.save) into one constant output folder, where the manifest "
-                             "of finished items is kept")
-        return min(folders) if folders else None
-
     # ------------------------------------------------------------------ control
 
     @property
@@ -115,8 +105,7 @@ class Runner:
         with self._start_lock:  # one start at a time: a second one waits, then sees the first
             with control.cond:
                 if control.state in ACTIVE_STATES:
-                    accepted, why = control.command("start")
-                    return self._ack("start", accepted, why)
+                    return self._ack("start", *control.command("start"))
             try:  # outside the runner's lock: this touches the disk
                 outputs = self._guard.open()
             except StartRefused as exc:
