@@ -39,7 +39,7 @@ class OutputRef:
         return self.node if self.output is None else f"{self.node}.{self.output}"
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeInstance:
     """One node in a chain: an instance id, a node type id, and its inputs (constants or links)."""
 

@@ -253,7 +253,7 @@ def _resolve_link(
 
 def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str]:
     indegree = {nid: 0 for nid in chain.nodes}
-    users: dict[str, list[str]] = {nid: [] for nid in chain.nodes}
+    users: dict[str, list[str]] = {}  # only nodes that have users: no list per leaf
     for nid, ls in links.items():
         if not ls:
             continue
@@ -262,14 +262,18 @@ def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str
             sources = list(dict.fromkeys(sources))  # one edge per source, in a stable order
         indegree[nid] = len(sources)
         for src in sources:
-            users[src].append(nid)
+            found = users.get(src)
+            if found is None:
+                users[src] = [nid]
+            else:
+                found.append(nid)
     # a deque: popping the front of a list made this quadratic (issue 10)
     ready = deque(nid for nid in chain.nodes if indegree[nid] == 0)  # insertion order is stable
     order: list[str] = []
     while ready:
         nid = ready.popleft()
         order.append(nid)
-        for user in users[nid]:
+        for user in users.get(nid, ()):
             indegree[user] -= 1
             if indegree[user] == 0:
                 ready.append(user)
