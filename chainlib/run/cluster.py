@@ -212,8 +212,9 @@ _unpacked_lock = threading.Lock()
 
 
 def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
-              items: list[tuple[int, str | None, Any]]) -> list[Outcome]:
-    """Run the per-item part of the chain for each item (on a Dask worker)."""
+              items: list[tuple[int, str | None, str | None, Any]]) -> list[Outcome]:
+    """Run the per-item part of the chain for each ``(index, label, source, value)`` item (on a
+    Dask worker)."""
     payload = packed.unpack() if isinstance(packed, PackedPayload) else packed
     control = _RemoteControl(payload, batch_id)
     try:
@@ -223,11 +224,11 @@ def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
 
 
 def _run_items(payload: ItemPayload, control: _RemoteControl,
-               items: list[tuple[int, str | None, Any]]) -> list[Outcome]:
+               items: list[tuple[int, str | None, str | None, Any]]) -> list[Outcome]:
     work = payload.work
     outcomes: list[Outcome] = []
     stopped = False
-    for index, label, value in items:
+    for index, label, source, value in items:
         if stopped:
             outcomes.append(Outcome(index, "stopped"))
             continue
@@ -241,7 +242,9 @@ def _run_items(payload: ItemPayload, control: _RemoteControl,
             except Exception as exc:
                 raise NodeFailed(work.iterator.id, exc, index, label) from exc
             control.end_node(work.iterator.id, index, label, time.perf_counter() - started, None)
-            result = execute_item(work, index, label, values, control, True)
+            # No output session on a worker (its lock is the client's): the folder's ownership
+            # record is still kept, unlocked (see chainlib.outputs.write_output).
+            result = execute_item(work, index, label, values, control, True, source=source)
         except RunStopped:
             outcomes.append(Outcome(index, "stopped", out.seconds))
             stopped = True
@@ -368,7 +371,8 @@ class _ClusterRun:
             started = time.monotonic()
             try:
                 outcomes = self._await(self.client.submit(
-                    run_batch, packed, bid, [(t.index, t.label, t.values) for t in batch],
+                    run_batch, packed, bid,
+                    [(t.index, t.label, t.source, t.values) for t in batch],
                     key=f"{self.payload.prefix}-batch-{bid}", pure=False,
                 ))
             except Exception as exc:

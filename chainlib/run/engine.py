@@ -20,8 +20,11 @@ from typing import Any
 from ..api.context import Context
 from ..api.item import Item
 from ..chain.validate import Plan
-from ..errors import RunStopped
+from ..errors import ChainError, RunStopped
 from ..manifest import Manifest
+from ..memory import MemoryBudget
+from ..outputs import OutputSession
+from ..records import RecordError
 from . import lifecycle
 from .control import Control
 from .ledger import Ledger
@@ -45,13 +48,27 @@ from .seam import (
 from .status import ErrorInfo, Failure, Status
 
 
+def one_line(exc: BaseException) -> str:
+    """A record or file-system failure as one line (``RecordError`` already is one)."""
+    if isinstance(exc, OSError):
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return f"cannot write{where}: {exc.strerror or exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class Engine:
     """One run of a plan (created by ``Runner.start``; :meth:`drive` is its driver thread)."""
 
     def __init__(self, control: Control, plan: Plan, ledger: Ledger, preview: PreviewBuffer, *,
                  executor: Executor, stop_on_error: bool, resuming: bool,
-                 manifest: Callable[[], Manifest] | None) -> None:
+                 manifest: Callable[[], Manifest] | None, outputs: OutputSession | None = None,
+                 budget: MemoryBudget | None = None, overwrite: bool = False,
+                 prepare: Callable[[], None] | None = None) -> None:
         self.control = control
+        self._outputs = outputs
+        self._budget = budget
+        self.overwrite = overwrite
+        self._prepare = prepare
         self.plan = plan
         self.ledger = ledger
         self.preview = preview
@@ -89,6 +106,15 @@ class Engine:
         return self.control.run_id
 
     @property
+    def outputs(self) -> OutputSession | None:
+        """The run's output session (closed when the run ends)."""
+        return self._outputs
+
+    @property
+    def budget(self) -> MemoryBudget | None:
+        return self._budget
+
+    @property
     def workers(self) -> int:
         """How many items run at once in this process (a node's ``ctx.workers``)."""
         return max(1, int(getattr(self.executor, "workers", 1)))
@@ -100,9 +126,11 @@ class Engine:
         values: dict[Key, Any] = {}
         error: ErrorInfo | None = None
         try:
+            if self._prepare is not None:
+                self._prepare()  # checks before anything is written (predicted collisions)
             if self._open_manifest is not None and plan.iterator is not None:
                 self._manifest = self._open_manifest()
-            execute_nodes(plan.pre, values, None, None, self, self.resuming)
+            self._execute(plan.pre, values)
             if plan.iterator is not None:
                 self._run_items(values)
                 for c in plan.collectors:
@@ -112,14 +140,22 @@ class Engine:
                     # mixing them with collected ones), so the collected list takes their key
                     link = c.links[c.spec.collect or ""]
                     values[(link.node, link.output)] = collected
-                    execute_nodes((c,), values, None, None, self, self.resuming)
-                execute_nodes(plan.post, values, None, None, self, self.resuming)
+                    self._execute((c,), values)
+                self._execute(plan.post, values)
         except RunStopped:
             pass  # stop requested, or aborted after an item failure (already recorded)
         except NodeFailed as failed:
             error = ErrorInfo(failed.node, error_message(failed.exc), error_traceback(failed.exc))
+        except ChainError as exc:  # the preflight: a missing input folder, predicted collisions
+            message = exc.message if exc.node else str(exc)
+            if exc.node and exc.input:
+                message = f"input {exc.input!r}: {message}"
+            error = ErrorInfo(exc.node or "", message, "")
+        except (RecordError, OSError) as exc:  # the manifest or a record cannot be opened
+            error = ErrorInfo("", one_line(exc), error_traceback(exc))
         except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully
             error = ErrorInfo("", error_message(exc), error_traceback(exc))
+        self._close_outputs()  # before the final state: a run that is over holds no lock
         with self.control.cond:
             if error is not None and self._teardown():
                 error = None  # raised by the interpreter's teardown: a stop, not a failure
@@ -134,6 +170,17 @@ class Engine:
         for callback in callbacks:
             callback(final)
 
+    def _execute(self, steps: tuple[Any, ...], values: dict[Key, Any]) -> None:
+        execute_nodes(steps, values, None, None, self, self.resuming, outputs=self._outputs,
+                      overwrite=self.overwrite)
+
+    def _close_outputs(self) -> None:
+        manifest, self._manifest = self._manifest, None
+        if manifest is not None:
+            manifest.close()
+        if self._outputs is not None:
+            self._outputs.close()
+
     def _run_items(self, pre_values: dict[Key, Any]) -> None:
         it = self.plan.iterator
         assert it is not None
@@ -143,7 +190,8 @@ class Engine:
         try:
             total = None if it.spec.length is None else int(it.spec.length(**kwargs))
             if it.spec.wants_ctx:
-                kwargs["ctx"] = Context(self, it.id, None)
+                kwargs["ctx"] = Context(self, it.id, None, self.resuming, outputs=self._outputs,
+                                        overwrite=self.overwrite)
             gen = iter(it.spec.fn(**kwargs))
         except Exception as exc:
             raise NodeFailed(it.id, exc) from exc
@@ -164,6 +212,7 @@ class Engine:
                               for o in w.spec.outputs),
             preview_keys=self.preview.keys if self.preview.enabled else (),
             stop_on_error=self.stop_on_error,
+            overwrite=self.overwrite,
         )
         self.executor.run(self, work)
         if feed.error is not None:
@@ -269,6 +318,8 @@ class Engine:
         label = raw.label if isinstance(raw, Item) else None
         source = raw.source if isinstance(raw, Item) else None
         value = raw.value if isinstance(raw, Item) else raw
+        if source is not None and self._outputs is not None:
+            self._outputs.add_inputs((source,))  # an input is never written over
         if not resolve:
             self.end_node(it.id, index, label, time.perf_counter() - started, None)
             return Taken(index, label, source, value)
@@ -326,9 +377,14 @@ class Engine:
 
     def item_done(self, taken: Taken, result: ItemResult, values: Mapping[Key, Any]) -> None:
         """Count a finished item: record it in the manifest (its outputs are in place), keep its
-        collected values, and offer its preview."""
+        collected values, and offer its preview. When the record cannot be written the item is
+        counted failed and the run fails with that one-line reason (the rest is not run)."""
         if self._manifest is not None and taken.source is not None:
-            self._manifest.record(taken.source, taken.label, result.outputs)
+            try:
+                self._manifest.record(taken.source, taken.label, result.outputs)
+            except (RecordError, OSError) as exc:
+                self._record_failed(taken, exc)
+                return
         if self.preview.enabled:
             self.preview.offer(taken.label, values)
         with self.control.lock:
@@ -337,7 +393,19 @@ class Engine:
                 self._collected[cid][taken.index] = value
             self.control.emit("item_done", None, taken.index, taken.label)
 
+    def _record_failed(self, taken: Taken, exc: BaseException) -> None:
+        message = one_line(exc)
+        with self.control.lock:
+            self.ledger.failed += 1
+            self.ledger.fail(Failure(taken.index, taken.label, "", message),
+                             ErrorInfo("", message, error_traceback(exc), taken.index,
+                                       taken.label))
+            self.control.emit("item_failed", None, taken.index, taken.label, message)
+            self.control.abort()
+
     def item_failed(self, failed: NodeFailed) -> bool:
+        """Count a failed item. A record that cannot be written (the folder's problem, not the
+        item's: disk full, read-only) fails the run whatever ``on_error`` says."""
         message = error_message(failed.exc)
         index, label = failed.index, failed.label
         with self.control.lock:
@@ -348,7 +416,7 @@ class Engine:
                              ErrorInfo(failed.node, message, error_traceback(failed.exc), index,
                                        label))
             self.control.emit("item_failed", failed.node, index, label, message)
-            if self.stop_on_error:
+            if self.stop_on_error or isinstance(failed.exc, RecordError):
                 self.control.abort()
                 return False
             return True
