@@ -310,8 +310,8 @@ class ControlPanel(anywidget.AnyWidget):
         """The kernel is shutting down or restarting: stop the run (unless it lives in another
         process: an attached run goes on), say goodbye, close."""
         runner = self._runner
-        if self._owns_run:
-            runner.stop()
+        if self._owns_run and isinstance(runner, Runner):  # a local run
+            runner.stop(reason=reason)  # already stopped by the shutdown, unless it came first
             try:
                 final = runner.wait(max(0.0, deadline - time.monotonic()))
             except TimeoutError:  # a node that does not reach a checkpoint: say what is true now

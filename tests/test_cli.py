@@ -186,23 +186,32 @@ def test_resume_without_an_output_folder_exits_2(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "completed: 3 done, 0 failed (of 3 items)" in ok.stdout
 
 
-def test_a_chain_failing_outside_items_exits_1(tmp_path: Path) -> None:
-    proc = cli("run", EXAMPLE, "--set", f"load_folder.folder={tmp_path / 'missing'}",
-               "--set", f"save.folder={tmp_path / 'out'}", "--no-progress")
-    assert proc.returncode == 1
-    assert "run failed" in proc.stdout
-    assert "error in node 'load_folder'" in proc.stdout and "does not exist" in proc.stdout
+def test_a_missing_input_folder_is_bad_input_for_validate_and_run_alike(tmp_path: Path) -> None:
+    sets = ["--set", f"load_folder.folder={tmp_path / 'missing'}",
+            "--set", f"save.folder={tmp_path / 'out'}"]
+    run = cli("run", EXAMPLE, *sets, "--no-progress")
+    check = cli("validate", EXAMPLE, *sets)
+    for proc in (run, check):
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert "node 'load_folder', input 'folder'" in proc.stderr
+        assert "does not exist" in proc.stderr
+    assert run.stderr == check.stderr  # validate says exactly what run would
+    assert not (tmp_path / "out").exists()
 
 
 # -- validate, nodes, --import -----------------------------------------------------------------
 
 
-def test_validate_ok() -> None:
-    proc = cli("validate", EXAMPLE, "--set", "save.folder=elsewhere")
+def test_validate_ok(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    proc = cli("validate", EXAMPLE, "--set", f"load_folder.folder={tmp_path / 'in'}",
+               "--set", "save.folder=elsewhere")
     assert proc.returncode == 0, proc.stderr
     assert "valid chain 'resize a folder' with 3 nodes" in proc.stdout
     assert "resize (image.resize" in proc.stdout
     assert "elsewhere" in proc.stdout
+    assert "items: 0 (the input matches no file)" in proc.stdout
 
 
 def test_nodes_lists_every_node_with_inputs_and_defaults() -> None:
@@ -224,7 +233,8 @@ def test_nodes_json_and_pattern() -> None:
     specs = {d["id"]: d for d in json.loads(proc.stdout)}
     resize = specs["image.resize"]
     inputs = {i["name"]: i for i in resize["inputs"]}
-    assert inputs["width"] == {"name": "width", "type": "int", "default": 0}
+    assert inputs["width"] == {"name": "width", "type": "int", "default": 0,
+                               "range": {"min": 0, "max": 65535}}
     assert "default" not in inputs["image"]
     assert resize["outputs"] == [{"name": "image", "type": "Image"}]
     only = json.loads(cli("nodes", "image.re*", "--json").stdout)

@@ -45,7 +45,7 @@ def test_json_reports_failures_and_the_exit_code(inputs: Path, tmp_path: Path) -
     end = json_lines(again.stdout)[-1]
     assert end["event"] == "end" and end["exit_code"] == 1 and end["failed"] == N_SAMPLES
     assert "hint: outputs exist from an earlier run; use --resume to skip finished items, or " \
-           "--set save.overwrite=true to replace them" in again.stderr
+           "--overwrite to replace existing files" in again.stderr
 
 
 def test_verbose_logs_state_changes_on_stderr(inputs: Path, tmp_path: Path) -> None:
@@ -63,13 +63,14 @@ def test_verbose_logs_state_changes_on_stderr(inputs: Path, tmp_path: Path) -> N
 
 def test_validate_draws_the_chain(tmp_path: Path) -> None:
     svg = tmp_path / "chain.svg"
-    proc = cli("validate", EXAMPLE, "--svg", svg)
+    folder = f"load_folder.folder={tmp_path}"
+    proc = cli("validate", EXAMPLE, "--set", folder, "--svg", svg)
     assert proc.returncode == 0, proc.stderr
     assert f": {svg}" in proc.stdout
     root = ET.parse(svg).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert "load_folder" in svg.read_text()
-    unwritable = cli("validate", EXAMPLE, "--svg", tmp_path / "missing" / "x.svg")
+    unwritable = cli("validate", EXAMPLE, "--set", folder, "--svg", tmp_path / "missing" / "x.svg")
     assert unwritable.returncode == 2 and "--svg" in unwritable.stderr
 
 

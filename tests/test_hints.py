@@ -26,19 +26,14 @@ def test_outputs_in_the_way() -> None:
     assert outputs_exist(st) == ["save"]
     (py,) = hints(st, writes_files=True)
     assert "resume=True" in py and "overwrite=True on node 'save'" in py
-    (cli,) = hints(st, writes_files=True, audience="cli")
-    assert "--resume" in cli and "--set save.overwrite=true" in cli
     assert "hint: outputs exist from an earlier run" in status_html(st.to_dict(), hints=[py])
 
 
 def test_resume_is_suggested_only_where_it_works() -> None:
     stopped = final("stopped", done=1, total=3)
-    assert hints(stopped, writes_files=True, audience="cli") == [
-        "run the same command with --resume to finish the remaining items"]
     assert hints(stopped, writes_files=True) == [
         "Runner(chain, resume=True) finishes the 2 remaining item(s)"]
     assert hints(stopped, writes_files=False) == []  # no manifest to resume from
-    assert hints(stopped, writes_files=False, audience="cli") == []
     assert hints(final("stopped", done=3, total=3), writes_files=True) == []  # nothing left
     assert hints(final("completed", done=3), writes_files=True) == []
     other = final(failed=1, failures=(Failure(0, "x", "resize", "ValueError: too small"),))
@@ -49,5 +44,3 @@ def test_with_collectors_resume_is_not_offered_for_outputs_in_the_way() -> None:
     st = final(failed=1, failures=(Failure(0, "a.png", "save", EXISTS),))
     assert hints(st, writes_files=True, collectors=["sheet"]) == [
         "outputs exist from an earlier run: overwrite=True on node 'save' replaces them"]
-    assert hints(st, writes_files=True, collectors=["sheet"], audience="cli") == [
-        "outputs exist from an earlier run; --set save.overwrite=true to replace them"]

@@ -2,8 +2,9 @@
 
 ```
 chainlib [-v | --log-level LEVEL] COMMAND ...
-chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume] [--json]
+chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume] [--overwrite]
                         [--on-error skip|stop] [--import MODULE ...] [--cluster ADDRESS]
+                        [--max-memory SIZE] [--max-image-mb MB] [--json]
 chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...] [--svg FILE]
 chainlib nodes [PATTERN] [--json] [--import MODULE ...]
 chainlib demo [--out DIR] [--workers N] [--json]
@@ -17,8 +18,10 @@ items in flight (already written outputs stay complete; ``--resume`` finishes th
 Ctrl-C quits at once. ``-v`` logs state changes (``-vv``: everything) on stderr.
 
 Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invalid chain or
-arguments, 130 stopped by the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run
-served with ``--serve``): 0 answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused.
+arguments, or the output folder is in use by another run (one line, no traceback), 130 stopped by
+the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run served with ``--serve``): 0
+answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused. Names and messages printed
+to the terminal have their control characters escaped.
 
 Modules: :mod:`.commands` (the commands), :mod:`.progress` (running with a progress bar, Ctrl-C,
 the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors),
@@ -36,7 +39,17 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ChainError
-from .commands import cmd_demo, cmd_nodes, cmd_run, cmd_validate, default_workers, positive_int
+from .commands import (
+    MAX_WORKERS,
+    cmd_demo,
+    cmd_nodes,
+    cmd_run,
+    cmd_validate,
+    default_workers,
+    image_mb,
+    memory_size,
+    positive_int,
+)
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides, parse_override, parse_value
 from .remote import add_remote_parsers, add_serve_arguments
@@ -90,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     exec_args = argparse.ArgumentParser(add_help=False)
     exec_args.add_argument(
         "--workers", "-w", type=positive_int, default=default_workers(), metavar="N",
-        help="items processed in parallel (default: the CPU count, at most 4; here "
-        f"{default_workers()})",
+        help=f"items processed in parallel, 1 to {MAX_WORKERS} (default: the CPU count, at most "
+        f"4; here {default_workers()})",
     )
     exec_args.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -103,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="skip items an earlier run of the same chain already completed (kept in "
                    "a manifest in the output folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files, even ones chainlib did not write (the "
+                   "run's inputs are never replaced)")
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="memory for decoded images held at once across workers, e.g. 2G "
+                   "(default: half the physical memory)")
+    p.add_argument("--max-image-mb", type=image_mb, default=None, metavar="MB",
+                   help="refuse images that decode to more than MB megabytes (default: "
+                   "$CHAINLIB_MAX_IMAGE_MB or 1024)")
     p.add_argument("--on-error", choices=("skip", "stop"), default="skip",
                    help="skip (default): record a failed item and go on; stop: end the run at "
                    "the first failure")

@@ -2,7 +2,9 @@
 value, hints for what to do next, its card in notebooks, and closing the cluster it connected to.
 
 A base class of ``Runner`` (kept apart so that the runner module stays the thin façade over the
-control core); it reads the runner's plan, output folder and status.
+control core); it reads the runner's plan, output folder and status. ``cluster=`` (a
+``distributed.Client``, or an address such as ``"tcp://host:8786"`` or ``"local:N"`` that the
+runner connects to, and closes in :meth:`RunnerAdvice.close`) is checked by :mod:`.clusterarg`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..chain.validate import Plan, Step
-from .hints import Audience, hint_facts, hints, no_result
+from .clusterarg import attach_cluster, dashboard_link
+from .hints import hint_facts, hints, no_result
 from .html import runner_html
 
 if TYPE_CHECKING:
     from .status import Ack, Status
+
+__all__ = ["RunnerAdvice", "attach_cluster", "dashboard_link"]
 
 
 class RunnerAdvice:
@@ -30,10 +35,9 @@ class RunnerAdvice:
         def stop(self, reason: str | None = None) -> Ack: ...
         def wait(self, timeout: float | None = None) -> Status: ...
 
-    def hints(self, audience: Audience = "python") -> list[str]:
-        """What to do next after this run (resume, overwrite); ``"cli"`` words it for a shell."""
-        return hints(self.status(), audience=audience,
-                     **hint_facts(self._plan, self._output_folder))
+    def hints(self) -> list[str]:
+        """What to do next after this run (resume, overwrite), when something went wrong."""
+        return hints(self.status(), **hint_facts(self._plan, self._output_folder))
 
     def close(self) -> None:
         """Stop a run in progress; close the cluster ``cluster=ADDRESS`` opened. Idempotent."""

@@ -1,24 +1,21 @@
 """What to do next, after a run: hints that only suggest what will work.
 
-One source for the command line's summary and the Python API (``Runner.hints()``, the error of
-``Runner.result()`` on a failed run, the status card), each phrased for its audience: ``--resume``
-and ``--set NODE.overwrite=true`` on the command line, ``resume=True`` and ``overwrite=True`` in
-Python. A hint to resume is given only for chains that write files (only those keep the manifest
-that resuming reads), and not for outputs in the way of a chain with collectors: resuming would
-skip those items, so the collectors would get none of them (and fail when they get nothing).
+For the Python API: ``Runner.hints()``, the error of ``Runner.result()`` on a failed run, the
+status card (the command line's summary words its own, with ``--resume`` and ``--overwrite``).
+A hint to resume is given only for chains that write files (only those keep the manifest that
+resuming reads), and not for outputs in the way of a chain with collectors: resuming would skip
+those items, so the collectors would get none of them (and fail when they get nothing).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from ..chain.validate import Plan
 from .status import Status
 
-__all__ = ["Audience", "hint_facts", "hints", "no_result", "outputs_exist"]
-
-Audience = Literal["python", "cli"]
+__all__ = ["hint_facts", "hints", "no_result", "outputs_exist"]
 
 EXISTS_MARKER = "already exists"  # how image.save (and any writer) reports a file in the way
 
@@ -38,8 +35,7 @@ def outputs_exist(status: Status) -> list[str]:
     return nodes
 
 
-def hints(status: Status, *, writes_files: bool, audience: Audience = "python",
-          collectors: Sequence[str] = ()) -> list[str]:
+def hints(status: Status, *, writes_files: bool, collectors: Sequence[str] = ()) -> list[str]:
     """Hints for a finished (or stopped) run; empty when there is nothing useful to suggest.
 
     ``writes_files``: the chain keeps a manifest (so it can be resumed); ``collectors``: the ids
@@ -47,22 +43,14 @@ def hints(status: Status, *, writes_files: bool, audience: Audience = "python",
     out: list[str] = []
     blocked = outputs_exist(status)
     if blocked:
-        if audience == "cli":
-            sets = " ".join(f"--set {n}.overwrite=true" for n in blocked)
-            resume = "" if collectors else "use --resume to skip finished items, or "
-            out.append(f"outputs exist from an earlier run; {resume}{sets} to replace them")
-        else:
-            nodes = ", ".join(repr(n) for n in blocked)
-            resume = "" if collectors else \
-                "Runner(chain, resume=True) skips the items already finished, or "
-            out.append(f"outputs exist from an earlier run: {resume}overwrite=True on node "
-                       f"{nodes} replaces them")
+        nodes = ", ".join(repr(n) for n in blocked)
+        resume = "" if collectors or not writes_files else \
+            "Runner(chain, resume=True) skips the items already finished, or "
+        out.append(f"outputs exist from an earlier run: {resume}overwrite=True on node "
+                   f"{nodes} replaces them")
     remaining = status.remaining
     if status.state == "stopped" and writes_files and remaining:
-        if audience == "cli":
-            out.append("run the same command with --resume to finish the remaining items")
-        else:
-            out.append(f"Runner(chain, resume=True) finishes the {remaining} remaining item(s)")
+        out.append(f"Runner(chain, resume=True) finishes the {remaining} remaining item(s)")
     return out
 
 
