@@ -62,9 +62,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import anywidget
 import numpy as np
 import traitlets
+
+from ._extras import extra_error
+
+try:
+    import anywidget
+except ModuleNotFoundError as exc:  # the panel extra is not installed: say how to get it
+    raise extra_error("chainlib.panel", "panel", [exc.name or "anywidget"]) from exc
 
 from ._bundle import front_end_module
 from .kernel import PanelLink, initial_facts

@@ -290,19 +290,28 @@ def test_cluster_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_demo(tmp_path: Path) -> None:
-    out = tmp_path / "chainlib-demo-out"  # the default output folder, in the current folder
-    extra = {"CHAINLIB_SAMPLES": str(tmp_path / "samples")}
-    proc = cli("demo", "--workers", "2", extra_env=extra, cwd=tmp_path)
+    home, here = tmp_path / "home", tmp_path / "cwd"
+    here.mkdir()
+    out = home / ".cache" / "chainlib" / "demo-out"  # the default: a cache folder, not the cwd
+    extra = {"CHAINLIB_SAMPLES": str(tmp_path / "samples"), "HOME": str(home),
+             "XDG_CACHE_HOME": "", "CHAINLIB_DEMO_OUT": ""}
+    proc = cli("demo", "--workers", "2", extra_env=extra, cwd=here)
     assert proc.returncode == 0, proc.stderr
+    assert f"demo: writing into {out}" in proc.stdout
     assert f"completed: {N_SAMPLES} done, 0 failed" in proc.stdout
+    assert f"output folder: {out}" in proc.stdout
     assert f"contact sheet: {out / 'contact_sheet.png'}" in proc.stdout
     assert f"{N_SAMPLES}/{N_SAMPLES}" in proc.stderr
+    assert list(here.iterdir()) == []  # nothing in the current folder
     assert outputs(out) == sorted([*expected_outputs(".png"), "contact_sheet.png"])
     assert_valid_images(out)
     with PILImage.open(out / "gradient.png") as im:
         assert max(im.size) == 256
     with PILImage.open(out / "contact_sheet.png") as im:
         assert im.width > 256 and im.height > 256
+    env_out = tmp_path / "from-env"
+    by_env = cli("demo", "--no-progress", extra_env={**extra, "CHAINLIB_DEMO_OUT": str(env_out)})
+    assert by_env.returncode == 0 and (env_out / "contact_sheet.png").is_file()
     # run again into the same folder (given explicitly): it replaces the outputs
     again = cli("demo", "--out", out, "--no-progress", "-w", "1", extra_env=extra)
     assert again.returncode == 0, again.stdout
@@ -412,6 +421,7 @@ def test_second_sigint_quits_at_once(inputs: Path, tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        stderr = reader.join()  # before communicate(), which would race the reader for stderr
         proc.communicate()
-    assert "quitting now" in reader.join()
+    assert "quitting now" in stderr
     assert outputs(out) == []

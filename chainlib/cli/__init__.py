@@ -1,19 +1,21 @@
 """The ``chainlib`` command line (also ``python -m chainlib``).
 
 ```
+chainlib [-v | --log-level LEVEL] COMMAND ...
 chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume] [--overwrite]
                         [--on-error skip|stop] [--import MODULE ...] [--cluster ADDRESS]
-                        [--max-memory SIZE] [--max-image-mb MB]
-chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...]
+                        [--max-memory SIZE] [--max-image-mb MB] [--json]
+chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...] [--svg FILE]
 chainlib nodes [PATTERN] [--json] [--import MODULE ...]
-chainlib demo [--out DIR] [--workers N]
+chainlib demo [--out DIR] [--workers N] [--json]
 chainlib run CHAIN.json --serve [HOST:]PORT [--allow-remote] ...
 chainlib status URL [--json]          chainlib pause|resume|stop URL
 ```
 
-``run`` shows a progress bar on stderr and prints a summary on stdout. Ctrl-C asks the run to stop
-after the items in flight (already written outputs stay complete; ``--resume`` finishes the rest);
-a second Ctrl-C quits at once.
+``run`` shows a progress bar on stderr and prints a summary on stdout (on stderr with ``--json``,
+where stdout carries one JSON object per state change). Ctrl-C asks the run to stop after the
+items in flight (already written outputs stay complete; ``--resume`` finishes the rest); a second
+Ctrl-C quits at once. ``-v`` logs state changes (``-vv``: everything) on stderr.
 
 Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invalid chain or
 arguments, or the output folder is in use by another run (one line, no traceback), 130 stopped by
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -50,6 +53,10 @@ from .commands import (
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides, parse_override, parse_value
 from .remote import add_remote_parsers, add_serve_arguments
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+JSON_HELP = ("write one JSON object per state change to stdout (the last one: the final status), "
+             "for piping; the summary goes to stderr")
 
 __all__ = [
     "EXIT_FAILED",
@@ -72,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         "130 stopped by the user.",
     )
     parser.add_argument("--version", action="version", version=f"chainlib {__version__}")
+    logs = parser.add_mutually_exclusive_group()
+    logs.add_argument("-v", "--verbose", action="count", default=0,
+                      help="log on stderr: -v state changes and connections, -vv everything")
+    logs.add_argument("--log-level", choices=LOG_LEVELS, metavar="LEVEL",
+                      help=f"log on stderr from LEVEL up ({', '.join(LOG_LEVELS)}; default "
+                      "warning)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     imports = argparse.ArgumentParser(add_help=False)
@@ -118,12 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="run on a Dask cluster: a scheduler address (tcp://host:8786) or "
                    "local:N for a local cluster of N worker processes")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     add_serve_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", parents=[chain_args, imports], help="check a chain file",
                        description="Load and validate a chain file (with overrides) without "
                        "running it.")
+    p.add_argument("--svg", metavar="FILE",
+                   help="also draw the chain as a graph into FILE (SVG; with Graphviz's dot when "
+                   "it is installed)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("nodes", parents=[imports], help="list the node types",
@@ -139,20 +156,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resize the bundled sample images to 256 px, caption them with their file "
         "names, save them and a contact sheet (contact_sheet.png) into the output folder.",
     )
-    p.add_argument("--out", "-o", default=f"./{_demo_out()}", metavar="DIR",
-                   help="output folder (default: %(default)s)")
+    p.add_argument("--out", "-o", default=None, metavar="DIR",
+                   help="output folder (default: $CHAINLIB_DEMO_OUT or "
+                   "~/.cache/chainlib/demo-out; never the current folder)")
     p.add_argument("--samples", metavar="DIR", default=None,
                    help="where to create the sample images (default: $CHAINLIB_SAMPLES or "
                    "~/.cache/chainlib/samples-v1)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_demo)
     add_remote_parsers(sub)
     return parser
 
 
-def _demo_out() -> str:
-    from ..demo import DEFAULT_OUT
-
-    return DEFAULT_OUT
+def setup_logging(verbose: int, level: str | None) -> None:
+    """Log records of chainlib (and, with -vv, of everything) to stderr."""
+    name = level or {0: "warning", 1: "info"}.get(verbose, "debug")
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="chainlib: %(levelname)s %(name)s: %(message)s")
+    if verbose >= 2 or name == "debug":
+        logging.getLogger().setLevel(logging.DEBUG)
+    logging.getLogger("chainlib").setLevel(name.upper())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    setup_logging(args.verbose, args.log_level)
     try:
         code: int = args.func(args)
         return code

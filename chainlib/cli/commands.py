@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..api.registry import NodeSpec, all_specs
 from ..chain import Chain
+from ..chain.render import to_svg
 from ..chain.validate import compile_chain, output_folders, resumable
 from ..memory import parse_size, set_max_image_mb
 from ..records import RecordError
@@ -174,15 +176,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         set_max_image_mb(args.max_image_mb)
     try:
         st, _ = execute(chain, workers=args.workers, on_error=args.on_error, resume=args.resume,
-                         cluster=client, progress=not args.no_progress,
-                         label=Path(args.chain).stem, serve=serve,
-                         max_memory=args.max_memory, overwrite=args.overwrite)
+                        cluster=client, progress=not args.no_progress,
+                        label=Path(args.chain).stem, serve=serve,
+                        max_memory=args.max_memory, overwrite=args.overwrite,
+                        json_out=sys.stdout if args.json else None)
     finally:
         if close is not None:
             close()
     text, code = summary(st, _output_folders(chain), resumable=resumable(compile_chain(chain)),
                          resumed=args.resume)
-    print(text, flush=True)
+    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
     return code
 
 
@@ -200,6 +203,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("writes into: " + ", ".join(map(safe, folders)))
     if count is not None:
         print(f"items: {count}" + (" (the input matches no file)" if count == 0 else ""))
+    if args.svg:
+        svg = Path(args.svg).expanduser()
+        try:
+            svg.write_text(to_svg(chain), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--svg {args.svg}: cannot write it ({exc.strerror or exc})") \
+                from None
+        engine = "Graphviz dot" if shutil.which("dot") else "the built-in layout"
+        print(f"drawing ({engine}): {svg.resolve()}")
     return EXIT_OK
 
 
@@ -237,21 +249,25 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .. import samples
-    from ..demo import CONTACT_SHEET, build_demo_chain
+    from ..demo import CONTACT_SHEET, build_demo_chain, default_out
 
-    out = Path(args.out).expanduser()
+    out = Path(args.out).expanduser() if args.out else default_out()
     try:
         samples_dir = samples.folder(args.samples)
     except OSError as exc:
         raise UsageError(f"cannot create the sample images: {exc}") from None
-    print(f"demo: {len(samples.names())} sample images from {samples_dir}", flush=True)
+    say = sys.stderr if args.json else sys.stdout
+    print(f"demo: {len(samples.names())} sample images from {samples_dir}", file=say)
+    print(f"demo: writing into {out.resolve()}", file=say, flush=True)
     chain = build_demo_chain(samples_dir, out)
     chain.validate()
     st, _ = execute(chain, workers=args.workers, on_error="skip",
-                     progress=not args.no_progress, label="demo")
+                    progress=not args.no_progress, label="demo",
+                    json_out=sys.stdout if args.json else None)
+    # not resumable: the demo replaces its outputs, and `chainlib demo` has no --resume
     text, code = summary(st, _output_folders(chain), resumable=False)
-    print(text)
+    print(text, file=say, flush=True)
     sheet = out / CONTACT_SHEET
     if st.state == "completed" and sheet.exists():
-        print(f"contact sheet: {sheet.resolve()}")
+        print(f"contact sheet: {sheet.resolve()}", file=say)
     return code

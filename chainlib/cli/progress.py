@@ -9,12 +9,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from ..chain import Chain
 from ..errors import ChainError
 from ..run import Runner, Status
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, safe
+from .feed import StateFeed
 
 STOPPING_MESSAGE = "stopping after the current items… (Ctrl-C again to quit now)"
 MAX_LISTED_FAILURES = 20
@@ -60,12 +61,14 @@ def execute(
     serve: Callable[[Runner], Callable[[], None]] | None = None,
     max_memory: int | None = None,
     overwrite: bool = False,
+    json_out: TextIO | None = None,
 ) -> tuple[Status, bool]:
     """Run ``chain`` with a progress bar (stderr) until it ends; returns its final status and
     whether the user interrupted it. ``serve(runner)``, if given, is called before the start (to
     serve the run over HTTP) and returns what to call once the run has ended. A run that cannot
     start (its output folder is in use by another run, or not writable) raises
-    :class:`UsageError` with the reason."""
+    :class:`UsageError` with the reason. State changes are logged, and written to ``json_out`` as
+    JSON lines when given (see :mod:`.feed`)."""
     kwargs: dict[str, Any] = {"workers": workers, "on_error": on_error, "resume": resume,
                               "max_memory": max_memory, "overwrite": overwrite}
     if cluster is not None:
@@ -76,13 +79,14 @@ def execute(
         raise UsageError(str(exc)) from None
     stop_serving = serve(runner) if serve is not None else None
     try:
-        return _drive(runner, progress=progress, label=label)
+        return _drive(runner, progress=progress, label=label, feed=StateFeed(runner, json_out))
     finally:
         if stop_serving is not None:
             stop_serving()  # after the final snapshot went out to every stream
 
 
-def _drive(runner: Runner, *, progress: bool, label: str) -> tuple[Status, bool]:
+def _drive(runner: Runner, *, progress: bool, label: str,
+           feed: StateFeed) -> tuple[Status, bool]:
     from tqdm import tqdm
 
     with _Interrupts() as interrupts:
@@ -104,9 +108,11 @@ def _drive(runner: Runner, *, progress: bool, label: str) -> tuple[Status, bool]
                     sys.stderr.flush()
                 with contextlib.suppress(TimeoutError):
                     final = runner.wait(timeout=0.1)
+                feed.drain()
                 shown = _update_bar(bar, final or runner.status(), shown)
         finally:
             bar.close()
+        feed.finish(final, exit_code(final))
         return final, interrupts.count > 0
 
 
@@ -136,6 +142,13 @@ def _update_bar(bar: Any, st: Status, shown: str) -> str:
     if text != shown:
         bar.set_postfix_str(text, refresh=False)
     return text
+
+
+def exit_code(st: Status) -> int:
+    """0 every item done, 1 failures, 130 stopped by the user."""
+    if st.state == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if st.state == "completed" and not st.failed else EXIT_FAILED
 
 
 def summary(st: Status, folders: Sequence[str], *, resumable: bool,
@@ -182,6 +195,8 @@ def summary(st: Status, folders: Sequence[str], *, resumable: bool,
         lines.append(f"output folder: {safe(folders[0])}")
     elif folders:
         lines.append("output folders: " + ", ".join(map(safe, folders)))
+    if st.dashboard:
+        lines.append(f"Dask dashboard: {safe(st.dashboard)}")
     if any("already exists" in f.message for f in item_failures):
         ours = any("written by an earlier run" in f.message for f in item_failures)
         if ours and resumable and not resumed:
@@ -193,10 +208,4 @@ def summary(st: Status, folders: Sequence[str], *, resumable: bool,
     if st.state == "stopped" and resumable and remaining:
         lines.append("run the same command with --resume to finish the remaining items")
 
-    if st.state == "stopped":
-        code = EXIT_INTERRUPTED
-    elif st.state == "completed" and not st.failed:
-        code = EXIT_OK
-    else:
-        code = EXIT_FAILED
-    return "\n".join(lines), code
+    return "\n".join(lines), exit_code(st)

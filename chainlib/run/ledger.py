@@ -19,8 +19,9 @@ class Ledger:
     its own ``seq`` and :meth:`snapshot` can hand out one snapshot per ``seq``.
     """
 
-    def __init__(self, nodes: Iterable[str]) -> None:
+    def __init__(self, nodes: Iterable[str], *, dashboard: str | None = None) -> None:
         self.nodes = tuple(nodes)
+        self.dashboard = dashboard
         self.done = 0
         self.failed = 0
         self.skipped = 0
@@ -100,6 +101,7 @@ class Ledger:
             reason=control.reason,
             epoch=control.epoch,
             active_s=active,
+            dashboard=self.dashboard,
         )
         self._snapshot = snap
         return snap

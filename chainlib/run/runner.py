@@ -23,6 +23,7 @@ from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
 from ..chain.validate import compile_chain
 from ..manifest import Manifest
+from .advice import RunnerAdvice, attach_cluster, dashboard_link  # hints, card, close(), cluster=
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
@@ -46,13 +47,13 @@ WAIT_SLICE_S = 0.2
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
 
 
-class Runner:
+class Runner(RunnerAdvice):
     """Runs a chain on threads it owns; control it from any thread.
 
     ``workers`` threads process the iterator's items in parallel (collector order is kept).
     ``on_error="stop"`` ends the run as ``failed`` at the first failing item; ``"skip"`` records the
     failure and goes on. ``resume=True`` skips items that a previous run already completed (see
-    :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` to run the items on.
+    :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client``, or an address to connect to.
     ``overwrite=True`` replaces files chainlib did not write (never inputs); ``max_memory``: bytes
     or ``"2G"`` (default half the RAM) of decoded images held at once (see :mod:`.guard`)."""
 
@@ -75,7 +76,7 @@ class Runner:
         self.workers = workers
         self.on_error: OnError = on_error
         self.resumable = resume
-        self.cluster = cluster
+        self.cluster, self._closer = attach_cluster(self, cluster)  # TypeError here, not later
         self._plan = compile_chain(chain)
         self._output_folder = manifest_folder(self._plan, resume)
         self._guard = RunGuard(self._plan, max_memory=max_memory, overwrite=overwrite)
@@ -87,7 +88,7 @@ class Runner:
             if type_name(tp) == "Image"
         ))
         self._control = Control()
-        self._ledger = Ledger(self._plan.steps)
+        self._ledger = Ledger(self._plan.steps, dashboard=dashboard_link(self.cluster))
         self._engine: Engine | None = None
         self._mirror: RunStateMirror | None = None
         self._mirror_lock = threading.Lock()
@@ -114,7 +115,7 @@ class Runner:
             with control.cond:
                 accepted, why = control.command("start")
                 if accepted:
-                    self._ledger = Ledger(self._plan.steps)
+                    self._ledger = Ledger(self._plan.steps, dashboard=self._ledger.dashboard)
                     self._engine = engine = Engine(
                         control, self._plan, self._ledger, self._preview,
                         executor=self._executor(), stop_on_error=self.on_error == "stop",
@@ -294,8 +295,7 @@ class Runner:
         with self._control.lock:
             results = self._engine.results if self._engine is not None else {}
             if (node_id, name or "") not in results:
-                raise KeyError(f"no result for {node_id}.{name} (per-item nodes keep none; "
-                               f"has the run finished?)")
+                raise self._no_result(step, name, self._ledger.snapshot(self._control))
             return results[(node_id, name or "")]
 
     def enable_preview(self) -> None:

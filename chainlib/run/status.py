@@ -91,6 +91,7 @@ class StatusDict(TypedDict):
     taken_at: float
     reason: str | None
     epoch: str
+    dashboard: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,7 @@ class Status:
     user" by default) while ``stopping`` and once ``stopped``, an error summary once ``failed``,
     None otherwise. ``epoch`` identifies the :class:`~chainlib.Runner` (unique per instance): a
     consumer that sees it change is following a different runner, whose ``seq`` starts afresh.
+    ``dashboard`` is the link to the Dask dashboard of the cluster the run uses, if it has one.
     """
 
     run_id: str
@@ -198,6 +200,7 @@ class Status:
     reason: str | None = None
     epoch: str = ""
     active_s: float = 0.0
+    dashboard: str | None = None
 
     @property
     def remaining(self) -> int | None:
@@ -245,7 +248,14 @@ class Status:
             "taken_at": self.taken_at,
             "reason": self.reason,
             "epoch": self.epoch,
+            "dashboard": self.dashboard,
         }
+
+    def _repr_html_(self) -> str:
+        """A card in notebooks: state, counts, rate, ETA, dashboard link, last error, nodes."""
+        from .html import status_html  # html renders the dict form: no import circle
+
+        return status_html(self.to_dict(max_failures=20))
 
     def __str__(self) -> str:
         total = "?" if self.total is None else str(self.total)
