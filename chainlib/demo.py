@@ -19,12 +19,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ._cache import cache_dir
 from .chain import Chain
 
-__all__ = ["CONTACT_SHEET", "DEFAULT_OUT", "build_demo_chain"]
+__all__ = ["CONTACT_SHEET", "build_demo_chain", "default_out"]
 
-DEFAULT_OUT = "chainlib-demo-out"
-"""The output folder ``chainlib demo`` uses when none is given (relative to the current folder)."""
+
+def default_out() -> Path:
+    """Where ``chainlib demo`` writes when no ``--out`` is given: ``$CHAINLIB_DEMO_OUT`` if set,
+    else ``demo-out`` in the user's cache folder (``~/.cache/chainlib/demo-out``), so that a demo
+    run inside a checkout leaves nothing in it."""
+    env = os.environ.get("CHAINLIB_DEMO_OUT")
+    return Path(env).expanduser() if env else cache_dir() / "demo-out"
 
 CONTACT_SHEET = "contact_sheet.png"
 """The contact sheet's file name in the output folder."""

@@ -13,9 +13,10 @@ ipykernel detail is guarded so a kernel that lacks it only loses that feature:
 - **Pumping** (:func:`pump_main_shell`): called by ``Runner.wait`` through its wait hooks, it
   handles pending main-shell messages addressed to a chainlib panel's comm while the cell blocks;
   every other message is put back in order for the kernel (never run inside the cell).
-- **Shutdown** (:func:`on_kernel_shutdown`): one hook, run by whichever comes first of the kernel's
-  ``shutdown_request`` handler and ``atexit`` (before IPython clears the user namespace, whose
-  teardown used to surface as a fake node failure).
+- **Shutdown** (:meth:`KernelWatch.shutdown`): one hook, run by whichever comes first of the
+  kernel's ``shutdown_request`` handler and ``atexit`` (before IPython clears the user namespace,
+  whose teardown used to surface as a fake node failure). It starts the process-wide shutdown of
+  :mod:`chainlib.run.lifecycle` first (every run stops; a failure from now on is a stop).
 
 Threads: busy transitions arrive on the main thread, routing decisions on ipykernel's shell-channel
 thread, pumping on the main thread, shutdown on the control thread or at exit. Shared state lives
@@ -34,6 +35,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from .run import lifecycle
+from .run.waiting import add_wait_hook
+
 __all__ = [
     "BUSY_AFTER",
     "PUMP_GRACE",
@@ -46,7 +50,7 @@ __all__ = [
     "pump_main_shell",
 ]
 
-SHUTDOWN_REASON: Final = "kernel shutting down"
+SHUTDOWN_REASON: Final = lifecycle.KERNEL_REASON
 """The reason a run stopped by the kernel's shutdown (or restart) carries."""
 
 PUMP_GRACE: Final = 0.25
@@ -58,7 +62,7 @@ BUSY_AFTER: Final = 0.2
 short cells does not flood the browser with busy/idle flips (a click's busy notice is due within
 1 s; the end of a cell is published at once)."""
 
-SHUTDOWN_WAIT: Final = 3.0
+SHUTDOWN_WAIT: Final = lifecycle.SHUTDOWN_WAIT
 """Seconds the shutdown hook waits, in all, for the runs it stopped to reach ``stopped``."""
 
 
@@ -164,12 +168,7 @@ class KernelWatch:
         # registered after IPython's own atexit (which clears the user namespace): runs first
         atexit.register(self.shutdown, SHUTDOWN_REASON)
         if self.can_pump:
-            try:  # TODO(busy): drop the guard once core's waiting.py is merged
-                from .run.waiting import add_wait_hook  # type: ignore[import-untyped,unused-ignore]
-            except ImportError:
-                self.can_pump = False
-            else:
-                add_wait_hook(self.pump)
+            add_wait_hook(self.pump)
 
     # ---------------------------------------------------------------- panels
 
@@ -269,13 +268,16 @@ class KernelWatch:
     # ---------------------------------------------------------------- shutdown
 
     def shutdown(self, reason: str) -> None:
-        """Run the panels' shutdown hooks once (the first caller wins)."""
+        """The kernel shuts down (the first caller wins): first the process-wide shutdown
+        (from now on nothing a node raises is a failure; every active run, with a panel or
+        not, is stopped with ``reason`` and waited for), then the panels' hooks (goodbye)."""
         with self._lock:
             if self._shut_down:
                 return
             self._shut_down = True
             hooks = [h() for h in self._shutdown_hooks]
         deadline = time.monotonic() + SHUTDOWN_WAIT
+        lifecycle.begin_shutdown(reason, deadline)
         for hook in hooks:
             if hook is not None:
                 # one broken panel must not keep the others from saying goodbye

@@ -63,9 +63,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import anywidget
 import numpy as np
 import traitlets
+
+from ._extras import extra_error
+
+try:
+    import anywidget
+except ModuleNotFoundError as exc:  # the panel extra is not installed: say how to get it
+    raise extra_error("chainlib.panel", "panel", [exc.name or "anywidget"]) from exc
 
 from ._bundle import front_end_module
 from .kernel import PanelLink, initial_facts
@@ -307,8 +313,8 @@ class ControlPanel(anywidget.AnyWidget):
         ipywidgets destroy the model and remove every view, so the panel could not say that the
         kernel restarted (the process ends anyway)."""
         runner = self._runner
-        if self._owns_run:
-            runner.stop()
+        if self._owns_run and isinstance(runner, Runner):  # a local run
+            runner.stop(reason=reason)  # already stopped by the shutdown, unless it came first
             try:
                 final = runner.wait(max(0.0, deadline - time.monotonic()))
             except TimeoutError:  # a node that does not reach a checkpoint: say what is true now

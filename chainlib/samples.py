@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ._cache import cache_dir
 from ._pixels import F32
 from ._pixels import colormap as _colormap
 from ._pixels import u8 as _u8
@@ -222,11 +223,12 @@ def names(include_corrupt: bool = False) -> list[str]:
 
 
 def default_folder() -> Path:
-    """``$CHAINLIB_SAMPLES`` if set, else ``~/.cache/chainlib/samples-v1``."""
+    """``$CHAINLIB_SAMPLES`` if set, else ``samples-v1`` in the user's cache folder
+    (``~/.cache/chainlib``, or ``$XDG_CACHE_HOME/chainlib``)."""
     env = os.environ.get("CHAINLIB_SAMPLES")
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "chainlib" / f"samples-v{VERSION}"
+    return cache_dir() / f"samples-v{VERSION}"
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

@@ -2,15 +2,17 @@
 # chainlib demo — the README's first command.
 #
 #   scripts/demo.sh              set up .venv, then open notebooks/01-quickstart.ipynb in JupyterLab
-#   scripts/demo.sh --headless   set up .venv, execute the quickstart notebook, exit 0 (ok) or 1
+#   scripts/demo.sh --headless   set up .venv, execute the quickstart notebook and keep it, with an
+#                                HTML rendering, in demo-out/ (git-ignored); exit 0 (ok) or 1
 #
 # Setup: creates .venv if missing (with $PYTHON, default python3), installs chainlib with the
 # notebook extras (`pip install -e '.[notebook]'`, again whenever pyproject.toml changed) and
-# generates the bundled sample images. Environment: PORT (default 8888), PYTHON.
+# generates the bundled sample images. Environment: PORT (default 8888), PYTHON, DEMO_OUT (where
+# --headless writes, default demo-out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 HEADLESS=0
 for arg in "$@"; do
@@ -40,19 +42,26 @@ echo "== sample images"
 
 NOTEBOOK=notebooks/01-quickstart.ipynb
 if [ "$HEADLESS" = 1 ]; then
-    out=$(mktemp -d "${TMPDIR:-/tmp}/chainlib-demo.XXXXXX")
-    trap 'rm -rf "$out"' EXIT
+    out=${DEMO_OUT:-demo-out}
+    mkdir -p "$out"
+    out=$(cd "$out" && pwd)
+    executed="$out/$(basename "$NOTEBOOK")"
+    page="${executed%.ipynb}.html"
+    rm -f "$executed" "$page"
     echo "== executing $NOTEBOOK (headless)"
     if ! .venv/bin/jupyter nbconvert --to notebook --execute "$NOTEBOOK" --output-dir "$out" \
             --ExecutePreprocessor.timeout=300 --log-level=WARN; then
         echo "FAILED: $NOTEBOOK raised an error" >&2
         exit 1
     fi
-    if ! grep -q "state: completed" "$out/$(basename "$NOTEBOOK")"; then
-        echo "FAILED: the quickstart run did not complete" >&2
+    .venv/bin/jupyter nbconvert --to html "$executed" --output-dir "$out" --log-level=WARN
+    if ! grep -q "state: completed" "$executed"; then
+        echo "FAILED: the quickstart run did not complete (see $executed)" >&2
         exit 1
     fi
     echo "OK: $NOTEBOOK ran top to bottom and the run completed"
+    echo "   executed notebook: $executed"
+    echo "   HTML rendering:    $page"
     exit 0
 fi
 

@@ -36,3 +36,12 @@ def stubborn(image: cl.Image, label: str) -> cl.Image:
     _mark(label)
     time.sleep(float(os.environ.get("CHAINLIB_TEST_DELAY", "0")))
     return image
+
+
+@cl.node("test.wait")
+def wait(ctx: cl.Context, x: int) -> int:
+    """Checkpoints until the run stops (for a chain that writes no files)."""
+    _mark(f"wait-{x}")
+    while True:
+        ctx.checkpoint()
+        time.sleep(0.005)

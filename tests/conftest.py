@@ -10,6 +10,7 @@ import pytest
 
 import chainlib as cl
 from chainlib import samples
+from chainlib.run import lifecycle
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
@@ -33,6 +34,14 @@ class Gates:
     def wait_entered(self, n: int = 1, timeout: float = 10.0) -> None:
         for _ in range(n):
             assert self.entered.acquire(timeout=timeout), "node never started"
+
+
+@pytest.fixture(autouse=True)
+def _no_shutdown_left_behind() -> Iterator[None]:
+    """The process-wide "shutting down" flag makes every failure a stop: a test that sets it
+    must restore it (monkeypatch), or every later test would run in a dying process."""
+    yield
+    assert lifecycle.shutting_down() is None, "a test left chainlib's shutdown flag set"
 
 
 @pytest.fixture

@@ -186,23 +186,32 @@ def test_resume_without_an_output_folder_exits_2(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "completed: 3 done, 0 failed (of 3 items)" in ok.stdout
 
 
-def test_a_chain_failing_outside_items_exits_1(tmp_path: Path) -> None:
-    proc = cli("run", EXAMPLE, "--set", f"load_folder.folder={tmp_path / 'missing'}",
-               "--set", f"save.folder={tmp_path / 'out'}", "--no-progress")
-    assert proc.returncode == 1
-    assert "run failed" in proc.stdout
-    assert "error in node 'load_folder'" in proc.stdout and "does not exist" in proc.stdout
+def test_a_missing_input_folder_is_bad_input_for_validate_and_run_alike(tmp_path: Path) -> None:
+    sets = ["--set", f"load_folder.folder={tmp_path / 'missing'}",
+            "--set", f"save.folder={tmp_path / 'out'}"]
+    run = cli("run", EXAMPLE, *sets, "--no-progress")
+    check = cli("validate", EXAMPLE, *sets)
+    for proc in (run, check):
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert "node 'load_folder', input 'folder'" in proc.stderr
+        assert "does not exist" in proc.stderr
+    assert run.stderr == check.stderr  # validate says exactly what run would
+    assert not (tmp_path / "out").exists()
 
 
 # -- validate, nodes, --import -----------------------------------------------------------------
 
 
-def test_validate_ok() -> None:
-    proc = cli("validate", EXAMPLE, "--set", "save.folder=elsewhere")
+def test_validate_ok(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    proc = cli("validate", EXAMPLE, "--set", f"load_folder.folder={tmp_path / 'in'}",
+               "--set", "save.folder=elsewhere")
     assert proc.returncode == 0, proc.stderr
     assert "valid chain 'resize a folder' with 3 nodes" in proc.stdout
     assert "resize (image.resize" in proc.stdout
     assert "elsewhere" in proc.stdout
+    assert "items: 0 (the input matches no file)" in proc.stdout
 
 
 def test_nodes_lists_every_node_with_inputs_and_defaults() -> None:
@@ -224,7 +233,8 @@ def test_nodes_json_and_pattern() -> None:
     specs = {d["id"]: d for d in json.loads(proc.stdout)}
     resize = specs["image.resize"]
     inputs = {i["name"]: i for i in resize["inputs"]}
-    assert inputs["width"] == {"name": "width", "type": "int", "default": 0}
+    assert inputs["width"] == {"name": "width", "type": "int", "default": 0,
+                               "range": {"min": 0, "max": 65535}}
     assert "default" not in inputs["image"]
     assert resize["outputs"] == [{"name": "image", "type": "Image"}]
     only = json.loads(cli("nodes", "image.re*", "--json").stdout)
@@ -280,19 +290,28 @@ def test_cluster_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_demo(tmp_path: Path) -> None:
-    out = tmp_path / "chainlib-demo-out"  # the default output folder, in the current folder
-    extra = {"CHAINLIB_SAMPLES": str(tmp_path / "samples")}
-    proc = cli("demo", "--workers", "2", extra_env=extra, cwd=tmp_path)
+    home, here = tmp_path / "home", tmp_path / "cwd"
+    here.mkdir()
+    out = home / ".cache" / "chainlib" / "demo-out"  # the default: a cache folder, not the cwd
+    extra = {"CHAINLIB_SAMPLES": str(tmp_path / "samples"), "HOME": str(home),
+             "XDG_CACHE_HOME": "", "CHAINLIB_DEMO_OUT": ""}
+    proc = cli("demo", "--workers", "2", extra_env=extra, cwd=here)
     assert proc.returncode == 0, proc.stderr
+    assert f"demo: writing into {out}" in proc.stdout
     assert f"completed: {N_SAMPLES} done, 0 failed" in proc.stdout
+    assert f"output folder: {out}" in proc.stdout
     assert f"contact sheet: {out / 'contact_sheet.png'}" in proc.stdout
     assert f"{N_SAMPLES}/{N_SAMPLES}" in proc.stderr
+    assert list(here.iterdir()) == []  # nothing in the current folder
     assert outputs(out) == sorted([*expected_outputs(".png"), "contact_sheet.png"])
     assert_valid_images(out)
     with PILImage.open(out / "gradient.png") as im:
         assert max(im.size) == 256
     with PILImage.open(out / "contact_sheet.png") as im:
         assert im.width > 256 and im.height > 256
+    env_out = tmp_path / "from-env"
+    by_env = cli("demo", "--no-progress", extra_env={**extra, "CHAINLIB_DEMO_OUT": str(env_out)})
+    assert by_env.returncode == 0 and (env_out / "contact_sheet.png").is_file()
     # run again into the same folder (given explicitly): it replaces the outputs
     again = cli("demo", "--out", out, "--no-progress", "-w", "1", extra_env=extra)
     assert again.returncode == 0, again.stdout
@@ -402,6 +421,7 @@ def test_second_sigint_quits_at_once(inputs: Path, tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        stderr = reader.join()  # before communicate(), which would race the reader for stderr
         proc.communicate()
-    assert "quitting now" in reader.join()
+    assert "quitting now" in stderr
     assert outputs(out) == []

@@ -1,7 +1,7 @@
-"""Fault campaign for the output layer: random I/O faults, a full disk, a read-only record.
-
-Run-level cases (SIGKILL then resume, concurrent runs through the CLI, accounting in the Runner)
-need the runner to open an OutputSession per run; see the notes of issue 10.
+"""Fault campaign (issue 10): random I/O faults, a full disk and a read-only record at the
+output layer; then run-level cases through the command line (SIGKILL then resume, a full disk,
+a read-only record without capabilities, concurrent runs, collisions, in-place runs, hostile
+names), built in ``tests/fault_cases.py`` and tabled by ``benchmarks/b11_fault_table.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import fault_cases
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -269,3 +270,108 @@ class _session:
 
     def __exit__(self, *exc: object) -> None:
         self.s.close()
+
+
+# -- run-level cases through the command line (tests/fault_cases.py) ---------------------------
+
+
+def _no_traceback(*procs: subprocess.CompletedProcess[str]) -> None:
+    for proc in procs:
+        assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path) -> None:
+    o = fault_cases.sigkill_then_resume(tmp_path, kills=5)
+    final = o.runs[-1]
+    assert final.returncode == 0, (final.stdout, final.stderr)
+    assert o.lost == 0 and o.overwritten == 0, o.notes
+    out = tmp_path / "out"
+    assert not fault_cases.temps(out)  # the killed runs' temporary files were cleaned up
+    assert fault_cases.manifest_consistent(out)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        [f"img{i:02d}.png" for i in range(16)] + ["user notes.txt"])
+
+
+def test_disk_full_fails_items_or_the_run_cleanly_then_resume_completes(tmp_path: Path) -> None:
+    o = fault_cases.disk_full_then_resume(tmp_path)
+    if o is None:
+        pytest.skip("mounting a tmpfs needs root and mount(8) (CI runs as root)")
+    full, again = o.runs
+    _no_traceback(full, again)
+    assert full.returncode == 1 and fault_cases.accounted(full), (full.stdout, full.stderr)
+    assert "No space left on device" in full.stdout
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert o.lost == 0, o.notes
+    assert o.notes[-1].endswith(": 0")  # no temp files at the end
+
+
+def test_read_only_record_without_capabilities_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    o = fault_cases.read_only_record(tmp_path)
+    if o is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    ro, again = o.runs
+    _no_traceback(ro, again)
+    assert ro.returncode == 1 and fault_cases.accounted(ro), (ro.stdout, ro.stderr)
+    headline, _done, failed, _not_run, total = fault_cases.counts(ro) or ("", 0, 0, 0, 0)
+    assert headline == "run failed" and failed >= 1 and total == 6
+    reason = [line for line in ro.stdout.splitlines() if line.startswith("reason: ")]
+    assert len(reason) == 1 and "cannot write the record .chainlib-manifest.jsonl" in reason[0]
+    assert "Permission denied" in reason[0]
+    assert ro.stderr == ""
+    assert again.returncode == 0 and o.lost == 0, (again.stdout, again.stderr)
+
+
+def test_a_second_run_into_a_busy_folder_exits_2_naming_the_holder(tmp_path: Path) -> None:
+    o = fault_cases.concurrent_runs(tmp_path)
+    first, second, third = o.runs
+    assert second.returncode == 2, (second.stdout, second.stderr)
+    assert second.stderr.count("\n") == 1 and "in use by another run" in second.stderr
+    assert o.notes[0].removeprefix("first ") in second.stderr  # "pid N"
+    assert "on host" in second.stderr and " since " in second.stderr
+    assert first.returncode == 130 and "stopped by the user" in first.stdout, first.stdout
+    assert third.returncode == 0 and o.lost == 0, (third.stdout, third.stderr)
+
+
+def test_collisions_are_an_error_naming_both_inputs_before_anything_is_written(
+        tmp_path: Path) -> None:
+    o = fault_cases.collisions(tmp_path)
+    for proc in o.runs:  # run, run --resume, validate: the same one-line error, exit 2
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert "two inputs for one output" in proc.stderr
+        assert "'photo.jpg'" in proc.stderr and "'photo.png'" in proc.stderr
+        assert "unique" in proc.stderr and proc.stderr.count("\n") == 1
+    assert o.notes == ["files written: 0"]
+
+
+def test_in_place_runs_never_write_over_inputs_nor_take_outputs_as_inputs(
+        tmp_path: Path) -> None:
+    o = fault_cases.in_place(tmp_path)
+    over, first, resumed, plain = o.runs
+    _no_traceback(*o.runs)
+    assert over.returncode == 2 and "over the input 'a.jpg'" in over.stderr, over.stderr
+    assert first.returncode == 0 and "completed: 3 done, 0 failed (of 3 items)" in first.stdout
+    # the outputs are not inputs the next time: still 3 items
+    assert resumed.returncode == 0 and "3 of them already complete" in resumed.stdout
+    assert plain.returncode == 1 and "(of 3 items)" in plain.stdout
+    assert "--resume" in plain.stdout and "--overwrite" in plain.stdout  # the hint
+    assert o.overwritten == 0 and o.lost == 0, o.notes
+
+
+def test_a_file_that_is_not_ours_is_never_replaced_even_by_a_first_resume(
+        tmp_path: Path) -> None:
+    o = fault_cases.not_ours(tmp_path)
+    run = o.runs[0]
+    assert run.returncode == 1 and o.overwritten == 0 and o.lost == 0, (run.stdout, run.stderr)
+    assert "was not written by chainlib" in run.stdout
+    hint = [line for line in run.stdout.splitlines() if line.startswith("hint:")]
+    assert hint and "--overwrite" in hint[0] and "--resume" not in hint[0]
+
+
+def test_hostile_names_are_escaped_and_long_names_work(tmp_path: Path) -> None:
+    o = fault_cases.hostile_names(tmp_path)
+    run = o.runs[0]
+    assert run.returncode == 1 and o.lost == 0, (run.stdout, run.stderr)
+    assert "\x1b" not in run.stdout + run.stderr
+    assert not any(line.startswith("completed: 999") for line in run.stdout.splitlines())
+    assert "evil\\x1b[2J\\ncompleted: 999 done" in run.stdout
+    assert fault_cases.counts(run) == ("completed with failures", 2, 1, 0, 3)

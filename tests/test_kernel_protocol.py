@@ -7,8 +7,10 @@ Custom messages go out as the ipywidgets front end sends them (``comm_msg`` with
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,12 +274,34 @@ def seen_statuses(kernel: KernelHarness, comm: Comm) -> list[tuple[float, dict[s
     return sorted(seen, key=lambda x: x[0])
 
 
+BARE_RUN = """
+@cl.node("kp.bare")
+def kp_bare(ctx: cl.Context, x: int, path: str) -> int:
+    try:
+        while True:
+            ctx.checkpoint()
+            time.sleep(0.002)
+    except cl.RunStopped:  # what the run says when the shutdown stops it
+        s = bare.status()
+        with open(path, "w") as f:
+            json.dump({"state": s.state, "reason": s.reason}, f)
+        raise
+
+bare_chain = cl.Chain()
+bare_chain.add("kp.bare", x=bare_chain.add("core.range", n=5), path=PATH)
+bare = cl.Runner(bare_chain)
+bare.start()
+"""
+
+
 @pytest.mark.parametrize("how", ["shutdown", "restart"])
-def test_kernel_shutdown_mid_run_ends_the_run_as_stopped(how: str) -> None:
+def test_kernel_shutdown_mid_run_ends_the_run_as_stopped(how: str, tmp_path: Path) -> None:
     h = KernelHarness()
+    bare_says = tmp_path / "bare.json"
     try:
         h.start()
         comm = make(h, "run", "panel")
+        h.execute(BARE_RUN.replace("PATH", repr(str(bare_says))))  # a run without a panel
         h.execute("run.start()\nwhile run.status().done < 3: time.sleep(0.01)")
         if how == "shutdown":
             h.km.shutdown_kernel(now=False)  # a shutdown_request, then waits for the process
@@ -294,6 +318,12 @@ def test_kernel_shutdown_mid_run_ends_the_run_as_stopped(how: str) -> None:
         goodbye = goodbyes[0]
         assert goodbye["reason"] == "kernel shutting down"
         assert goodbye["status"]["state"] == "stopped" and goodbye["status"]["done"] >= 3
+        assert goodbye["status"]["reason"] == "kernel shutting down"
+        assert goodbye["status"]["rate"] is None and goodbye["status"]["eta"] is None
+        assert goodbye["status"]["not_run"] == 2000 - goodbye["status"]["done"]
+        # the run without a panel was stopped by the same shutdown, with the same reason
+        assert json.loads(bare_says.read_text()) == {"state": "stopping",
+                                                     "reason": "kernel shutting down"}
         seen = seen_statuses(h, comm)
         assert all(s["state"] != "failed" for _, s in seen)
         newest = max((s for _, s in seen), key=lambda s: s["seq"])
@@ -313,7 +343,8 @@ def test_an_interrupt_during_wait_stops_the_run(
     kernel.km.interrupt_kernel()
     with pytest.raises(RuntimeError, match="KeyboardInterrupt"):
         kernel.result(blocking, timeout=20)
-    assert kernel.truth(run)["state"] == "stopped"
+    truth = kernel.truth(run)
+    assert (truth["state"], truth["reason"]) == ("stopped", "interrupted by the user")
     kernel.wait_for(lambda: kernel.newest_state(comm) == "stopped", 5, "stopped published")
 
 

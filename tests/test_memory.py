@@ -13,6 +13,7 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageOps
 
+import chainlib as cl
 from chainlib import memory
 from chainlib.errors import RunStopped
 from chainlib.nodes.image import geometry
@@ -184,3 +185,42 @@ def test_striped_downscale_matches_whole_resize(monkeypatch: pytest.MonkeyPatch,
         assert striped.shape == whole.shape
         diff = np.abs(whole.astype(int) - striped.astype(int))
         assert diff.max() <= 1  # rounding of the filter weights only
+
+
+def test_a_runner_budget_bounds_the_images_its_items_hold(tmp_path: Path) -> None:
+    """Runner(max_memory=...): four workers on four 64x64 images, a budget for two at a time;
+    and an image larger than the whole budget fails its item naming both figures."""
+    memory_mod = memory
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        PILImage.fromarray(np.full((64, 64, 3), i, np.uint8)).save(folder / f"i{i}.png")
+    held: list[int] = []
+    lock = threading.Lock()
+
+    @cl.node("test_memory.hold")
+    def hold(image: cl.Image, ctx: cl.Context) -> int:
+        item = memory_mod._current.get()
+        assert item is not None  # the runner installed the item's scope
+        with lock:
+            held.append(item.budget.used)
+        ctx.checkpoint()
+        return int(image.size)
+
+    def chain() -> cl.Chain:
+        c = cl.Chain()
+        load = c.add("image.load_folder", folder=str(folder))
+        c.add("test_memory.hold", image=load["image"])
+        return c
+
+    one = memory_mod.DECODE_FACTOR * 64 * 64 * 3
+    run = cl.Runner(chain(), workers=4, max_memory=2 * one)
+    assert run.start().accepted
+    final = run.wait(30)
+    assert final.state == "completed" and final.done == 4
+    assert held and max(held) <= 2 * one  # never more than two decoded at once
+    small = cl.Runner(chain(), on_error="skip", max_memory=one // 2)
+    assert small.start().accepted
+    final = small.wait(30)
+    assert final.failed == 4
+    assert "more than the whole memory budget" in final.failures[0].message

@@ -25,6 +25,7 @@ from PIL import Image as PILImage
 import chainlib as cl
 from chainlib.kernel import BUSY_AFTER, KernelWatch
 from chainlib.panel import MAX_MESSAGE_BYTES, WIDGET_DIR, ControlPanel, FaultInjection
+from chainlib.run import lifecycle
 from tests.conftest import Gates, gated_chain, wait_until
 
 
@@ -612,8 +613,10 @@ def test_garbage_from_the_browser_gets_one_clear_answer(wire: Wire, gates: Gates
 
 @pytest.fixture
 def watch(monkeypatch: pytest.MonkeyPatch) -> KernelWatch:
-    """A fresh process-wide kernel watch (outside a kernel) for panels made in this test."""
+    """A fresh process-wide kernel watch (outside a kernel) for panels made in this test; the
+    process-wide shutdown flag its ``shutdown`` sets is cleared again after the test."""
     monkeypatch.setattr(KernelWatch, "_instance", None)
+    monkeypatch.setattr(lifecycle, "_reason", None)
     return KernelWatch.get()
 
 
@@ -673,7 +676,8 @@ def test_kernel_shutdown_stops_the_run_says_goodbye_and_keeps_the_comm(
     run.start()
     gates.wait_entered()
     watch.shutdown("kernel shutting down")
-    assert run.status().state == "stopped"
+    assert (run.status().state, run.status().reason) == ("stopped", "kernel shutting down")
+    assert lifecycle.shutting_down() == "kernel shutting down"
     # the comm stays open: closing it would make ipywidgets remove every view at once
     assert not p.publisher_thread.is_alive() and p.comm is not None
     goodbye = wire.replies()[-1]

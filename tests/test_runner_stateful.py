@@ -162,6 +162,20 @@ class RunnerMachine(RuleBasedStateMachine):
             assert 0 <= s.done + s.failed <= s.total
         if s.state == "completed":
             assert s.total is not None and s.done + s.failed == s.total
+        # every figure is true in the state shown
+        if s.state != "running":
+            assert s.rate is None and s.eta is None, s
+        if s.state == "paused":
+            assert s.current == () and all(n.state != "running" for n in s.nodes.values()), s
+        if s.state in FINISHED_STATES:
+            assert s.current == () and s.not_run == s.remaining
+            items_over = s.total is not None and s.done + s.failed == s.total
+            if not items_over:  # the run ended early: no per-item node says done
+                assert all(n.state != "done" for nid, n in s.nodes.items()
+                           if not nid.startswith("collect")), s
+        else:
+            assert s.not_run is None
+        assert s.active_s <= s.elapsed
         key = (s.run_id, s.seq)
         d = dict(s.to_dict())
         if key in self.snapshots:

@@ -46,6 +46,7 @@ export function figures(ui, snap) {
 
 export function nodeStateText(state, inFlight) {
   const s = state === null || state === undefined ? "" : String(state);
+  if (s === "not_run") return "not run"; // the kernel's word for a node a stopped run never reached
   if (s !== "running") return s;
   if (inFlight === "parked") return "paused";
   if (inFlight === "none") return "stopped";

@@ -26,6 +26,7 @@ import { buttonsView } from "./view/buttons.js";
 import { noticeView } from "./view/notice.js";
 import { progressView, currentView } from "./view/progress.js";
 import { nodesView } from "./view/nodes.js";
+import { dashboardView } from "./view/dashboard.js";
 import { thumbnailView } from "./view/thumbnail.js";
 import { errorView } from "./view/error.js";
 
@@ -57,12 +58,15 @@ function buildViews(doc, onClick) {
     notice: noticeView(doc),
     progress: progressView(doc),
     current: currentView(doc),
+    dashboard: dashboardView(doc),
     nodes: nodesView(doc),
     thumbnail: thumbnailView(doc),
     error: errorView(doc),
   };
   v.root = h(doc, "div", "chainlib-panel");
-  for (const part of [v.header, v.buttons, v.notice, v.progress, v.current]) add(v.root, part.root);
+  for (const part of [v.header, v.buttons, v.notice, v.progress, v.current, v.dashboard]) {
+    add(v.root, part.root);
+  }
   const body = add(v.root, h(doc, "div", "chainlib-body"));
   add(body, v.nodes.root);
   add(body, v.thumbnail.root);
@@ -79,6 +83,7 @@ function paintViews(v, st, { title, now }) {
   v.notice.paint(st.notice);
   v.progress.paint(snap, fig);
   v.current.paint(snap, fig);
+  v.dashboard.paint(snap);
   v.nodes.paint(snap, fig);
   v.error.paint(snap);
 }

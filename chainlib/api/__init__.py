@@ -4,7 +4,7 @@ from .context import Context, NullContext
 from .decorators import collector, iterator, node
 from .item import Item, Lazy
 from .registry import NodeSpec, all_specs
-from .types import Image
+from .types import Image, Range
 
 __all__ = [
     "Context",
@@ -13,6 +13,7 @@ __all__ = [
     "Lazy",
     "NodeSpec",
     "NullContext",
+    "Range",
     "all_specs",
     "collector",
     "iterator",

@@ -23,12 +23,15 @@ class Context:
     (every few milliseconds of work) so Pause and Stop take effect quickly.
     """
 
-    __slots__ = ("_hooks", "item", "label", "node", "outputs", "resuming", "source")
+    __slots__ = ("_hooks", "item", "label", "node", "outputs", "overwrite", "resuming", "source")
 
     def __init__(self, hooks: _Hooks, node: str, item: int | None, resuming: bool = False, *,
                  outputs: OutputSession | None = None, source: str | None = None,
-                 label: str | None = None) -> None:
+                 label: str | None = None, overwrite: bool = False) -> None:
         self._hooks = hooks
+        self.overwrite = overwrite
+        """The user asked to replace existing files (``Runner(overwrite=True)``, ``--overwrite``);
+        inputs of the run are still never written over."""
         self.resuming = resuming
         """True in a resumable run: an existing output that chainlib wrote into this folder
         (see :mod:`chainlib.outputs`) and no finished item vouches for may be replaced."""

@@ -3,7 +3,8 @@
 Every decorator also takes ``extra`` and ``requires`` (the pip extra and the modules a node needs:
 ``chainlib nodes`` marks the node when they are missing and validation fails naming the pip
 command) and ``check`` (validates constant inputs when the chain is validated, see
-:attr:`NodeSpec.check`).
+:attr:`NodeSpec.check`). Iterators may take ``listing`` and file writers ``target``, with which a
+run checks the paths it will write before writing any (see :attr:`NodeSpec.listing`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def node(
     extra: str | None = None,
     requires: tuple[str, ...] = (),
     check: Check | None = None,
+    target: Callable[..., str] | None = None,
 ) -> Callable[[F], F]:
     """Register a regular node: called with its inputs, returns its output.
 
@@ -37,7 +39,7 @@ def node(
 
     def wrap(fn: F) -> F:
         spec = build_spec(fn, node_id, "node", output=output, writes_files=writes_files,
-                          extra=extra, requires=requires, check=check)
+                          extra=extra, requires=requires, check=check, target=target)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 
@@ -52,6 +54,7 @@ def iterator(
     extra: str | None = None,
     requires: tuple[str, ...] = (),
     check: Check | None = None,
+    listing: Callable[..., list[Any]] | None = None,
 ) -> Callable[[F], F]:
     """Register an iterator: a generator function; everything downstream runs once per item.
 
@@ -61,7 +64,7 @@ def iterator(
 
     def wrap(fn: F) -> F:
         spec = build_spec(fn, node_id, "iterator", output=output, length=length, extra=extra,
-                          requires=requires, check=check)
+                          requires=requires, check=check, listing=listing)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 

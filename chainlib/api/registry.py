@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ..errors import ChainError
 from .context import Context
-from .types import type_name
+from .types import ranges_of, strip_annotated, type_name
 
 NodeKind = Literal["node", "iterator", "collector"]
 
@@ -68,6 +68,15 @@ class NodeSpec:
     check: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
     """Called at validation with the node's constant inputs; raises ``ValueError`` (or a
     ``ChainError`` naming the input) for a value that cannot work, such as a broken model file."""
+    listing: Callable[..., list[Any]] | None = field(default=None, compare=False)
+    """Iterators: called with the constant inputs just before a run (and by ``chainlib
+    validate``), returns the items as :class:`~chainlib.Item` whose value is a dict of the
+    outputs known without reading the inputs (names, paths) and whose ``source`` is the input
+    file; raises ``ValueError`` ("input: what is wrong") when the items cannot be listed (a
+    missing folder). Used to check, before anything is written, the paths writers will write."""
+    target: Callable[..., str] | None = field(default=None, compare=False)
+    """File writers: called with the writer's inputs except images, and ``index``, returns the
+    path it would write (see :attr:`listing`)."""
 
     def missing(self) -> tuple[str, ...]:
         """The required modules that are not installed."""
@@ -94,6 +103,7 @@ class NodeSpec:
                 {
                     "name": i.name,
                     "type": type_name(i.type),
+                    **({"range": r[0].describe()} if (r := ranges_of(i.type)) else {}),
                     **({} if i.required else {"default": _jsonable(i.default)}),
                 }
                 for i in self.inputs.values()
@@ -156,10 +166,12 @@ def build_spec(
     extra: str | None = None,
     requires: tuple[str, ...] = (),
     check: Callable[[Mapping[str, Any]], None] | None = None,
+    listing: Callable[..., list[Any]] | None = None,
+    target: Callable[..., str] | None = None,
 ) -> NodeSpec:
     """Read a node specification off a function's signature and type hints."""
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)  # keeps Range metadata
     except Exception as exc:  # unresolved forward references in a user's annotations
         raise ChainError(f"cannot read the type hints of {fn.__qualname__}: {exc}") from exc
     sig = inspect.signature(fn)
@@ -167,7 +179,7 @@ def build_spec(
     wants_ctx = False
     for p in sig.parameters.values():
         tp = hints.get(p.name, Any)
-        if p.name == "ctx" or tp is Context:
+        if p.name == "ctx" or strip_annotated(tp) is Context:
             wants_ctx = True
             continue
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -175,7 +187,7 @@ def build_spec(
         default = REQUIRED if p.default is p.empty else p.default
         inputs[p.name] = InputSpec(p.name, tp, default)
 
-    ret = hints.get("return", Any)
+    ret = strip_annotated(hints.get("return", Any))
     if kind == "iterator":
         ret = _yield_type(ret)
     outputs: dict[str, Any]
@@ -192,7 +204,7 @@ def build_spec(
     if kind == "collector":
         if collect is None or collect not in inputs:
             raise ChainError(f"collector {node_id!r} must name its per-item input with collect=")
-        list_args = typing.get_args(inputs[collect].type)
+        list_args = typing.get_args(strip_annotated(inputs[collect].type))
         item_type = list_args[0] if list_args else Any
     doc = (inspect.getdoc(fn) or "").strip().split("\n\n")[0].replace("\n", " ")
     return NodeSpec(
@@ -211,6 +223,8 @@ def build_spec(
         extra=extra,
         requires=tuple(requires),
         check=check,
+        listing=listing,
+        target=target,
     )
 
 

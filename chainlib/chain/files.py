@@ -18,16 +18,21 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ChainError
-from .graph import Graph, NodeInstance, OutputRef, check_node_id
+from .graph import Graph, NodeInstance, OutputRef, check_node_id, paused_gc
 
 FORMAT = "chainlib.chain"
 VERSION = 1
+MAX_FILE_BYTES = 128 * 2**20
+"""The largest chain file read (128 MB: about 1.3 million nodes)."""
+MAX_DEPTH = 64
+"""The deepest nesting of lists and objects in a constant value (``--set`` values included)."""
 
 
 def chain_to_dict(chain: Graph) -> dict[str, Any]:
@@ -67,6 +72,31 @@ def _check_json(value: Any, *, node: str, input: str) -> None:
     )
 
 
+def value_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply ``value`` nests lists/tuples/dicts (0 for a scalar), counted level by level
+    without recursion; stops counting past ``limit``."""
+    depth = 0
+    level = [value]
+    while depth <= limit:
+        containers = [v for v in level if isinstance(v, (list, tuple, dict))]
+        if not containers:
+            break
+        depth += 1
+        level = [c for v in containers for c in (v.values() if isinstance(v, dict) else v)]
+    return depth
+
+
+def check_depth(value: Any, *, node: str, input: str, where: str | None = None) -> None:
+    """``ChainError`` if a constant nests deeper than :data:`MAX_DEPTH`."""
+    if isinstance(value, (list, tuple, dict)) and value_depth(value) > MAX_DEPTH:
+        raise ChainError(f"constant nested more than {MAX_DEPTH} levels deep", node=node,
+                         input=input, where=where)
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # exact dict first: no ABC check
+
+
 def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInstance]]:
     """A chain file's content as ``(name, nodes)``; errors name the JSON path."""
     def fail(where: str, message: str, **kw: Any) -> ChainError:
@@ -89,37 +119,41 @@ def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInst
         raise fail("$.nodes", "expected a list of nodes")
     parsed_nodes: dict[str, NodeInstance] = {}
     for i, raw in enumerate(nodes):
-        where = f"$.nodes[{i}]"
-        if not isinstance(raw, Mapping):
-            raise fail(where, "expected a node object")
+        # JSON paths are formatted only for an error: this loop runs once per node (B8)
+        if not _is_mapping(raw):
+            raise fail(f"$.nodes[{i}]", "expected a node object")
         nid, ntype, inputs = raw.get("id"), raw.get("type"), raw.get("inputs", {})
         if not isinstance(nid, str) or not nid:
-            raise fail(f"{where}.id", "expected a non-empty string node id")
+            raise fail(f"$.nodes[{i}].id", "expected a non-empty string node id")
         if not isinstance(ntype, str) or not ntype:
-            raise fail(f"{where}.type", "expected a node type id string", node=nid)
-        if not isinstance(inputs, Mapping):
-            raise fail(f"{where}.inputs", "expected an object of inputs", node=nid)
+            raise fail(f"$.nodes[{i}].type", "expected a node type id string", node=nid)
+        if not _is_mapping(inputs):
+            raise fail(f"$.nodes[{i}].inputs", "expected an object of inputs", node=nid)
         if nid in parsed_nodes:
-            raise fail(f"{where}.id", "duplicate node id", node=nid)
+            raise fail(f"$.nodes[{i}].id", "duplicate node id", node=nid)
         parsed: dict[str, Any] = {}
         for key, spec in inputs.items():
-            iwhere = f"{where}.inputs.{key}"
-            if not isinstance(spec, Mapping) or len(spec) != 1 or not {"value", "link"} & set(spec):
-                raise fail(iwhere, 'expected {"value": ...} or {"link": {"node": ..., '
-                                   '"output": ...}}', node=nid, input=key)
+            if not _is_mapping(spec) or len(spec) != 1 or ("value" not in spec
+                                                           and "link" not in spec):
+                raise fail(f"$.nodes[{i}].inputs.{key}", 'expected {"value": ...} or {"link": '
+                           '{"node": ..., "output": ...}}', node=nid, input=key)
             if "value" in spec:
-                parsed[key] = spec["value"]
+                value = spec["value"]
+                if isinstance(value, (list, dict)):
+                    check_depth(value, node=nid, input=key,
+                                where=f"{source}:$.nodes[{i}].inputs.{key}")
+                parsed[key] = value
                 continue
             link = spec["link"]
-            if (not isinstance(link, Mapping) or not isinstance(link.get("node"), str)
+            if (not _is_mapping(link) or not isinstance(link.get("node"), str)
                     or not isinstance(link.get("output", ""), str)):
-                raise fail(f"{iwhere}.link", 'expected {"node": ID, "output": NAME}',
-                           node=nid, input=key)
+                raise fail(f"$.nodes[{i}].inputs.{key}.link",
+                           'expected {"node": ID, "output": NAME}', node=nid, input=key)
             parsed[key] = OutputRef(link["node"], link.get("output"))
         try:
             check_node_id(nid)
         except ChainError as exc:
-            raise fail(f"{where}.id", exc.message, node=nid) from None
+            raise fail(f"$.nodes[{i}].id", exc.message, node=nid) from None
         parsed_nodes[nid] = NodeInstance(nid, ntype, parsed)
     return name, parsed_nodes
 
@@ -137,17 +171,43 @@ def save(chain: Graph, path: str | Path) -> None:
         raise
 
 
+def read_text(path: str | Path) -> str:
+    """A chain file's text: a regular file (checked on the open file, so not a FIFO or
+    ``/dev/zero``) of at most :data:`MAX_FILE_BYTES`, in UTF-8. ``ChainError`` otherwise."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ChainError("not a regular file (a chain file is a JSON file)", where=str(p))
+            if st.st_size > MAX_FILE_BYTES:
+                raise ChainError(f"chain file too large ({st.st_size / 2**20:.0f} MB; the limit is "
+                                 f"{MAX_FILE_BYTES // 2**20} MB)", where=str(p))
+            data = f.read(MAX_FILE_BYTES + 1)  # the file may grow after the fstat
+    except OSError as exc:
+        raise ChainError(f"cannot read chain file: {exc.strerror or exc}", where=str(p)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ChainError(f"chain file too large (over the limit of {MAX_FILE_BYTES // 2**20} MB)",
+                         where=str(p))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ChainError(f"chain file is not UTF-8 text ({exc.reason})", where=str(p)) from None
+
+
 def load(path: str | Path) -> tuple[str, dict[str, NodeInstance]]:
     """Read a chain file as ``(name, nodes)``; errors name the file and JSON path."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ChainError(f"cannot read chain file: {exc.strerror or exc}", where=str(p)) from None
-    except UnicodeDecodeError as exc:
-        raise ChainError(f"chain file is not UTF-8 text ({exc.reason})", where=str(p)) from None
+    text = read_text(p)
+    with paused_gc():
+        return _load_text(p, text)
+
+
+def _load_text(p: Path, text: str) -> tuple[str, dict[str, NodeInstance]]:
     try:
         data = json.loads(text, parse_constant=reject_constant)
+    except RecursionError:
+        raise ChainError("invalid JSON: nested too deeply", where=str(p)) from None
     except json.JSONDecodeError as exc:
         raise ChainError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                          where=str(p)) from None

@@ -7,8 +7,10 @@ these, and :class:`Graph` is what files and validation need of a chain (so neith
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,7 +39,7 @@ class OutputRef:
         return self.node if self.output is None else f"{self.node}.{self.output}"
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeInstance:
     """One node in a chain: an instance id, a node type id, and its inputs (constants or links)."""
 
@@ -79,3 +81,17 @@ def check_node_id(node_id: str) -> None:
     """Raise :class:`ChainError` unless ``node_id`` is a valid node id."""
     if not _ID_RE.match(node_id):
         raise ChainError("invalid node id (letters, digits, _ and - only)", node=node_id)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Build a large graph without the cyclic garbage collector: nothing built here is a cycle,
+    and hundreds of thousands of new containers would otherwise trigger collections that rescan
+    everything alive (B8 measured half the time of a 600k-node validation spent there)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

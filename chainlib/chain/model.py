@@ -12,6 +12,7 @@ from ..api.registry import spec_of
 from ..errors import ChainError
 from . import files
 from .graph import NodeHandle, NodeInstance, OutputRef, check_node_id
+from .render import to_svg
 from .validate import compile_chain
 
 __all__ = ["Chain", "NodeHandle", "NodeInstance", "OutputRef"]
@@ -81,6 +82,10 @@ class Chain:
 
     def to_dict(self) -> dict[str, Any]:
         return files.chain_to_dict(self)
+
+    def _repr_svg_(self) -> str:
+        """The chain drawn as a graph in notebooks (see :func:`chainlib.chain.render.to_svg`)."""
+        return to_svg(self)
 
     def save(self, path: str | Path) -> None:
         """Write the chain as a versioned JSON chain file."""

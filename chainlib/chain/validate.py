@@ -8,14 +8,16 @@ iterator.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..api.registry import NodeSpec, get
-from ..api.types import accepts_value, connectable, type_name
+from ..api.types import accepts_value, connectable, non_finite, ranges_of, type_name
 from ..errors import ChainError
-from .graph import Graph, OutputRef
+from .files import check_depth
+from .graph import Graph, OutputRef, paused_gc
 
 Phase = Literal["pre", "item", "post"]
 
@@ -26,22 +28,34 @@ class Link:
     output: str
 
 
-@dataclass(frozen=True)
 class Step:
-    """One node instance ready to execute: its spec, constants, and resolved links."""
+    """One node instance ready to execute: its spec, constants, and resolved links.
 
-    id: str
-    spec: NodeSpec
-    phase: Phase
-    constants: Mapping[str, Any]
-    links: Mapping[str, Link]
+    Treat it as immutable. A plain class with slots, not a frozen dataclass: a plan has one per
+    node, and a frozen dataclass's ``__init__`` costs several times more (B8)."""
 
-    link_keys: tuple[tuple[str, tuple[str, str]], ...] = field(init=False, repr=False)
-    """``(input, (node, output))`` pairs: where each linked input's value is found."""
+    __slots__ = ("constants", "id", "link_keys", "links", "phase", "spec")
 
-    def __post_init__(self) -> None:
-        keys = tuple((name, (lk.node, lk.output)) for name, lk in self.links.items())
-        object.__setattr__(self, "link_keys", keys)
+    def __init__(self, id: str, spec: NodeSpec, phase: Phase, constants: Mapping[str, Any],
+                 links: Mapping[str, Link]) -> None:
+        self.id = id
+        self.spec = spec
+        self.phase = phase
+        self.constants = constants
+        self.links = links
+        self.link_keys: tuple[tuple[str, tuple[str, str]], ...] = tuple(
+            [(name, (lk.node, lk.output)) for name, lk in links.items()])
+        """``(input, (node, output))`` pairs: where each linked input's value is found."""
+
+    def __repr__(self) -> str:
+        return f"Step({self.id!r}, {self.spec.id!r}, {self.phase!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Step) and (self.id, self.spec, self.phase, self.constants,
+                                            self.links) == (other.id, other.spec, other.phase,
+                                                            other.constants, other.links)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -55,19 +69,30 @@ class Plan:
 
 
 def compile_chain(chain: Graph) -> Plan:
-    """Validate ``chain`` into its execution plan; raise :class:`ChainError` naming the node."""
+    """Validate ``chain`` into its execution plan; raise :class:`ChainError` naming the node.
+
+    Linear in the size of the chain (benchmark B8)."""
+    with paused_gc():
+        return _compile(chain)
+
+
+def _compile(chain: Graph) -> Plan:
     specs: dict[str, NodeSpec] = {}
+    by_type: dict[str, NodeSpec | None] = {}
     for nid, inst in chain.nodes.items():
-        spec = get(inst.type)
+        spec = by_type[inst.type] if inst.type in by_type else by_type.setdefault(
+            inst.type, get(inst.type))
         if spec is None:
             raise ChainError(f"unknown node type {inst.type!r}", node=nid)
         specs[nid] = spec
 
     links: dict[str, dict[str, Link]] = {}
     constants: dict[str, dict[str, Any]] = {}
+    defaults = {id(sp): sp.default_output for sp in by_type.values() if sp is not None}
     for nid, inst in chain.nodes.items():
         spec = specs[nid]
-        links[nid], constants[nid] = {}, {}
+        links[nid] = node_links = {}
+        constants[nid] = node_constants = {}
         for name, value in inst.inputs.items():
             if name not in spec.inputs:
                 known = ", ".join(spec.inputs) or "none"
@@ -75,58 +100,77 @@ def compile_chain(chain: Graph) -> Plan:
                     f"unknown input for {spec.id} (inputs: {known})", node=nid, input=name
                 )
             if isinstance(value, OutputRef):
-                links[nid][name] = _resolve_link(nid, name, value, chain, specs)
+                src = specs.get(value.node)
+                output = value.output if value.output is not None else (
+                    defaults[id(src)] if src is not None else None)
+                if src is None or output is None or output not in src.outputs:
+                    node_links[name] = _resolve_link(nid, name, value, chain, specs)  # raises
+                else:
+                    node_links[name] = Link(value.node, output)
             else:
-                constants[nid][name] = value
-        for name, inp in spec.inputs.items():
-            if inp.required and name not in inst.inputs:
-                raise ChainError(f"missing required input of type {type_name(inp.type)}",
-                                 node=nid, input=name)
+                node_constants[name] = value
+        if len(inst.inputs) < len(spec.inputs):
+            for name, inp in spec.inputs.items():
+                if inp.required and name not in inst.inputs:
+                    raise ChainError(f"missing required input of type {type_name(inp.type)}",
+                                     node=nid, input=name)
 
     order = _toposort(chain, links)
     phases = _phases(order, specs, links)
 
+    # one pass in topological order: types, the node's own checks, its step (B8)
+    fits: dict[tuple[int, int], bool] = {}  # connectable() per (output type, input type)
+    checked: set[str] = set()
+    steps: dict[str, Step] = {}
+    buckets: dict[str, list[Step]] = {"pre": [], "item": [], "post": [], "iterator": [],
+                                      "collector": []}
     for nid in order:
         spec = specs[nid]
-        for name, value in constants[nid].items():
-            in_type = spec.inputs[name].type
-            if spec.kind == "collector" and name == spec.collect:
-                raise ChainError("a collector's collected input must be linked to per-item values",
-                                 node=nid, input=name)
-            if not accepts_value(in_type, value):
-                raise ChainError(
-                    f"expected {type_name(in_type)}, got {type(value).__name__} {value!r}",
-                    node=nid, input=name,
-                )
-        for name, link in links[nid].items():
+        node_constants, node_links = constants[nid], links[nid]
+        if node_constants:
+            _check_constants(nid, spec, node_constants)
+        for name, link in node_links.items():
             out_type = specs[link.node].outputs[link.output]
             in_type = spec.inputs[name].type
             if spec.kind == "collector" and name == spec.collect:
                 in_type = spec.item_type
-            if not connectable(out_type, in_type):
+            fit = fits.get((id(out_type), id(in_type)))
+            if fit is None:
+                fit = fits[(id(out_type), id(in_type))] = connectable(out_type, in_type)
+            if not fit:
                 raise ChainError(
                     f"type mismatch: {link.node}.{link.output} gives {type_name(out_type)}, "
                     f"input expects {type_name(in_type)}",
                     node=nid, input=name,
                 )
-
-    for nid in order:
-        _check_node(nid, specs[nid], constants[nid])
-
-    steps = {
-        nid: Step(nid, specs[nid], phases[nid], dict(constants[nid]), dict(links[nid]))
-        for nid in order
-    }
-    ordered = [steps[n] for n in order]
-    iterators = [s for s in ordered if s.spec.kind == "iterator"]
+        if spec.check is not None or spec.id not in checked:
+            _check_node(nid, spec, node_constants, checked)
+        steps[nid] = step = Step(nid, spec, phases[nid], node_constants, node_links)
+        kind = spec.kind
+        buckets[kind if kind != "node" else step.phase].append(step)
+    iterators = buckets["iterator"]
     return Plan(
         steps=steps,
-        pre=tuple(s for s in ordered if s.phase == "pre"),
+        pre=tuple(buckets["pre"]),
         iterator=iterators[0] if iterators else None,
-        item=tuple(s for s in ordered if s.phase == "item" and s.spec.kind != "iterator"),
-        collectors=tuple(s for s in ordered if s.spec.kind == "collector"),
-        post=tuple(s for s in ordered if s.phase == "post" and s.spec.kind != "collector"),
+        item=tuple(buckets["item"]),
+        collectors=tuple(buckets["collector"]),
+        post=tuple(buckets["post"]),
     )
+
+
+def _check_constants(nid: str, spec: NodeSpec, constants: Mapping[str, Any]) -> None:
+    for name, value in constants.items():
+        in_type = spec.inputs[name].type
+        if spec.kind == "collector" and name == spec.collect:
+            raise ChainError("a collector's collected input must be linked to per-item values",
+                             node=nid, input=name)
+        if not accepts_value(in_type, value):
+            raise ChainError(
+                f"expected {type_name(in_type)}, got {type(value).__name__} {value!r:.80}",
+                node=nid, input=name,
+            )
+        _check_constant(nid, name, in_type, value)
 
 
 def output_folders(steps: Iterable[Step]) -> list[str]:
@@ -142,9 +186,33 @@ def output_folders(steps: Iterable[Step]) -> list[str]:
     return folders
 
 
-def _check_node(nid: str, spec: NodeSpec, constants: Mapping[str, Any]) -> None:
-    """The node's optional packages are installed and its own check accepts its constants."""
-    missing = spec.missing()
+def _check_constant(nid: str, name: str, in_type: Any, value: Any) -> None:
+    """What a constant must be beyond its type: shallow, finite, in its declared range."""
+    check_depth(value, node=nid, input=name)
+    bad = non_finite(value)
+    if bad is not None:
+        raise ChainError(f"{bad} is not a finite number (a chain file cannot store it)",
+                         node=nid, input=name)
+    for r in ranges_of(in_type):
+        problem = r.problem(value)
+        if problem is not None:
+            raise ChainError(problem, node=nid, input=name)
+
+
+def resumable(plan: Plan) -> bool:
+    """Whether runs of ``plan`` can resume: per-item nodes write files into one constant output
+    folder (where the manifest of finished items is kept)."""
+    writers = [s for s in plan.item if s.spec.writes_files]
+    return (bool(writers) and len(output_folders(writers)) == 1
+            and not any("folder" in w.links for w in writers))
+
+
+def _check_node(nid: str, spec: NodeSpec, constants: Mapping[str, Any],
+                checked: set[str]) -> None:
+    """The node's optional packages are installed (looked up once per node type: ``checked``)
+    and its own check accepts its constants."""
+    missing = () if spec.id in checked else spec.missing()
+    checked.add(spec.id)
     if missing:
         raise ChainError(f"{spec.id} needs {', '.join(missing)}, which is not installed: "
                          f"{spec.install_hint}", node=nid)
@@ -185,17 +253,27 @@ def _resolve_link(
 
 def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str]:
     indegree = {nid: 0 for nid in chain.nodes}
-    users: dict[str, list[str]] = {nid: [] for nid in chain.nodes}
+    users: dict[str, list[str]] = {}  # only nodes that have users: no list per leaf
     for nid, ls in links.items():
-        for src in {lk.node for lk in ls.values()}:
-            indegree[nid] += 1
-            users[src].append(nid)
-    ready = [nid for nid in chain.nodes if indegree[nid] == 0]  # insertion order is stable
+        if not ls:
+            continue
+        sources = [lk.node for lk in ls.values()]
+        if len(sources) > 1:
+            sources = list(dict.fromkeys(sources))  # one edge per source, in a stable order
+        indegree[nid] = len(sources)
+        for src in sources:
+            found = users.get(src)
+            if found is None:
+                users[src] = [nid]
+            else:
+                found.append(nid)
+    # a deque: popping the front of a list made this quadratic (issue 10)
+    ready = deque(nid for nid in chain.nodes if indegree[nid] == 0)  # insertion order is stable
     order: list[str] = []
     while ready:
-        nid = ready.pop(0)
+        nid = ready.popleft()
         order.append(nid)
-        for user in users[nid]:
+        for user in users.get(nid, ()):
             indegree[user] -= 1
             if indegree[user] == 0:
                 ready.append(user)
@@ -212,6 +290,17 @@ def _phases(
     iterator: str | None = None
     for nid in order:
         spec = specs[nid]
+        if spec.kind == "node":  # the common case, kept cheap (B8)
+            phase: Phase = "pre"
+            mixed = False
+            for lk in links[nid].values():
+                src = phases[lk.node]
+                if src != phase and src != "pre":
+                    mixed = phase != "pre"
+                    phase = src
+            if not mixed:
+                phases[nid] = phase
+                continue
         src_phases = {name: phases[lk.node] for name, lk in links[nid].items()}
         if spec.kind == "iterator":
             if iterator is not None:

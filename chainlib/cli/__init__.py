@@ -1,22 +1,27 @@
 """The ``chainlib`` command line (also ``python -m chainlib``).
 
 ```
-chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume]
+chainlib [-v | --log-level LEVEL] COMMAND ...
+chainlib run CHAIN.json [--set NODE.INPUT=VALUE ...] [--workers N] [--resume] [--overwrite]
                         [--on-error skip|stop] [--import MODULE ...] [--cluster ADDRESS]
-chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...]
+                        [--max-memory SIZE] [--max-image-mb MB] [--json]
+chainlib validate CHAIN.json [--set NODE.INPUT=VALUE ...] [--import MODULE ...] [--svg FILE]
 chainlib nodes [PATTERN] [--json] [--import MODULE ...]
-chainlib demo [--out DIR] [--workers N]
+chainlib demo [--out DIR] [--workers N] [--json]
 chainlib run CHAIN.json --serve [HOST:]PORT [--allow-remote] ...
 chainlib status URL [--json]          chainlib pause|resume|stop URL
 ```
 
-``run`` shows a progress bar on stderr and prints a summary on stdout. Ctrl-C asks the run to stop
-after the items in flight (already written outputs stay complete; ``--resume`` finishes the rest);
-a second Ctrl-C quits at once.
+``run`` shows a progress bar on stderr and prints a summary on stdout (on stderr with ``--json``,
+where stdout carries one JSON object per state change). Ctrl-C asks the run to stop after the
+items in flight (already written outputs stay complete; ``--resume`` finishes the rest); a second
+Ctrl-C quits at once. ``-v`` logs state changes (``-vv``: everything) on stderr.
 
 Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invalid chain or
-arguments, 130 stopped by the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run
-served with ``--serve``): 0 answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused.
+arguments, or the output folder is in use by another run (one line, no traceback), 130 stopped by
+the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run served with ``--serve``): 0
+answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused. Names and messages printed
+to the terminal have their control characters escaped.
 
 Modules: :mod:`.commands` (the commands), :mod:`.progress` (running with a progress bar, Ctrl-C,
 the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors),
@@ -27,16 +32,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ChainError
-from .commands import cmd_demo, cmd_nodes, cmd_run, cmd_validate, default_workers, positive_int
+from .commands import (
+    MAX_WORKERS,
+    cmd_demo,
+    cmd_nodes,
+    cmd_run,
+    cmd_validate,
+    default_workers,
+    image_mb,
+    memory_size,
+    positive_int,
+)
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err
 from .overrides import apply_overrides, parse_override, parse_value
 from .remote import add_remote_parsers, add_serve_arguments
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+JSON_HELP = ("write one JSON object per state change to stdout (the last one: the final status), "
+             "for piping; the summary goes to stderr")
 
 __all__ = [
     "EXIT_FAILED",
@@ -59,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         "130 stopped by the user.",
     )
     parser.add_argument("--version", action="version", version=f"chainlib {__version__}")
+    logs = parser.add_mutually_exclusive_group()
+    logs.add_argument("-v", "--verbose", action="count", default=0,
+                      help="log on stderr: -v state changes and connections, -vv everything")
+    logs.add_argument("--log-level", choices=LOG_LEVELS, metavar="LEVEL",
+                      help=f"log on stderr from LEVEL up ({', '.join(LOG_LEVELS)}; default "
+                      "warning)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     imports = argparse.ArgumentParser(add_help=False)
@@ -77,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     exec_args = argparse.ArgumentParser(add_help=False)
     exec_args.add_argument(
         "--workers", "-w", type=positive_int, default=default_workers(), metavar="N",
-        help="items processed in parallel (default: the CPU count, at most 4; here "
-        f"{default_workers()})",
+        help=f"items processed in parallel, 1 to {MAX_WORKERS} (default: the CPU count, at most "
+        f"4; here {default_workers()})",
     )
     exec_args.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -90,18 +116,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="skip items an earlier run of the same chain already completed (kept in "
                    "a manifest in the output folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files, even ones chainlib did not write (the "
+                   "run's inputs are never replaced)")
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="memory for decoded images held at once across workers, e.g. 2G "
+                   "(default: half the physical memory)")
+    p.add_argument("--max-image-mb", type=image_mb, default=None, metavar="MB",
+                   help="refuse images that decode to more than MB megabytes (default: "
+                   "$CHAINLIB_MAX_IMAGE_MB or 1024)")
     p.add_argument("--on-error", choices=("skip", "stop"), default="skip",
                    help="skip (default): record a failed item and go on; stop: end the run at "
                    "the first failure")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="run on a Dask cluster: a scheduler address (tcp://host:8786) or "
                    "local:N for a local cluster of N worker processes")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     add_serve_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", parents=[chain_args, imports], help="check a chain file",
                        description="Load and validate a chain file (with overrides) without "
                        "running it.")
+    p.add_argument("--svg", metavar="FILE",
+                   help="also draw the chain as a graph into FILE (SVG; with Graphviz's dot when "
+                   "it is installed)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("nodes", parents=[imports], help="list the node types",
@@ -117,20 +156,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resize the bundled sample images to 256 px, caption them with their file "
         "names, save them and a contact sheet (contact_sheet.png) into the output folder.",
     )
-    p.add_argument("--out", "-o", default=f"./{_demo_out()}", metavar="DIR",
-                   help="output folder (default: %(default)s)")
+    p.add_argument("--out", "-o", default=None, metavar="DIR",
+                   help="output folder (default: $CHAINLIB_DEMO_OUT or "
+                   "~/.cache/chainlib/demo-out; never the current folder)")
     p.add_argument("--samples", metavar="DIR", default=None,
                    help="where to create the sample images (default: $CHAINLIB_SAMPLES or "
                    "~/.cache/chainlib/samples-v1)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_demo)
     add_remote_parsers(sub)
     return parser
 
 
-def _demo_out() -> str:
-    from ..demo import DEFAULT_OUT
-
-    return DEFAULT_OUT
+def setup_logging(verbose: int, level: str | None) -> None:
+    """Log records of chainlib (and, with -vv, of everything) to stderr."""
+    name = level or {0: "warning", 1: "info"}.get(verbose, "debug")
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="chainlib: %(levelname)s %(name)s: %(message)s")
+    if verbose >= 2 or name == "debug":
+        logging.getLogger().setLevel(logging.DEBUG)
+    logging.getLogger("chainlib").setLevel(name.upper())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    setup_logging(args.verbose, args.log_level)
     try:
         code: int = args.func(args)
         return code

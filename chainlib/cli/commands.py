@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -15,20 +16,46 @@ from typing import Any
 
 from ..api.registry import NodeSpec, all_specs
 from ..chain import Chain
-from ..chain.validate import compile_chain, output_folders
-from .common import EXIT_OK, EXIT_USAGE, UsageError, err
+from ..chain.render import to_svg
+from ..chain.validate import compile_chain, output_folders, resumable
+from ..memory import parse_size, set_max_image_mb
+from ..records import RecordError
+from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe
 from .overrides import apply_overrides
 from .progress import execute, summary
 from .remote import serve_hook
 
+MAX_WORKERS = 256
+"""The largest ``--workers``: each worker is a thread holding an item's images."""
+
 
 def positive_int(text: str) -> int:
+    """A ``--workers`` count: a whole number from 1 to :data:`MAX_WORKERS`."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKERS}, got {value}")
+    return value
+
+
+def memory_size(text: str) -> int:
+    """A ``--max-memory`` size (``800M``, ``2G``) in bytes."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def image_mb(text: str) -> float:
+    """A ``--max-image-mb`` limit: a positive number of MB."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of MB, got {text!r}")
     return value
 
 
@@ -39,15 +66,17 @@ def default_workers() -> int:
 
 def import_modules(names: Sequence[str]) -> None:
     """Import the ``--import`` modules (dotted names, or paths to ``.py`` files) so that the node
-    types they register are available. The current folder is searched first."""
+    types they register are available. A path is loaded from that file alone; a dotted name is
+    searched on ``sys.path`` and then in the current folder, which comes last (a ``tqdm.py``
+    lying there never shadows the real package)."""
     if not names:
         return
     cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
+    if cwd not in sys.path and "" not in sys.path and not all(_is_path(n) for n in names):
+        sys.path.append(cwd)
     for name in names:
         try:
-            if name.endswith(".py") or "/" in name or os.sep in name:
+            if _is_path(name):
                 _import_path(name)
             else:
                 importlib.import_module(name)
@@ -60,6 +89,10 @@ def import_modules(names: Sequence[str]) -> None:
             raise UsageError(f"--import {name}: {_where(exc)}") from None
         except Exception as exc:
             raise UsageError(f"--import {name}: {_where(exc)}") from None
+
+
+def _is_path(name: str) -> bool:
+    return name.endswith(".py") or "/" in name or os.sep in name
 
 
 def _import_path(name: str) -> None:
@@ -89,11 +122,20 @@ def _where(exc: BaseException) -> str:
     return text
 
 
-def _load_chain(path: str, overrides: Sequence[str]) -> Chain:
+def _load_chain(path: str, overrides: Sequence[str]) -> tuple[Chain, int | None]:
+    """The chain, validated and checked against the file system (input folders, the paths it
+    will write: :mod:`chainlib.run.preflight`), and how many items it lists (None: unknown).
+    ``validate`` and ``run`` share it, so they say the same."""
+    from ..run.preflight import preflight, recorded_outputs
+
     chain = Chain.load(path)
     apply_overrides(chain, overrides)
-    chain.validate()
-    return chain
+    plan = compile_chain(chain)
+    try:
+        count = preflight(plan, recorded_outputs(plan))
+    except (RecordError, OSError) as exc:
+        raise UsageError(f"cannot read the output folder's record: {exc}") from None
+    return chain, count
 
 
 def _output_folders(chain: Chain) -> list[str]:
@@ -125,34 +167,51 @@ def _connect(address: str) -> tuple[Any, Callable[[], None]]:
 def cmd_run(args: argparse.Namespace) -> int:
     serve = serve_hook(args)
     import_modules(args.imports)
-    chain = _load_chain(args.chain, args.sets)
+    chain, _ = _load_chain(args.chain, args.sets)
     close: Callable[[], None] | None = None
     client: Any = None
     if args.cluster:
         client, close = _connect(args.cluster)
+    if args.max_image_mb is not None:
+        set_max_image_mb(args.max_image_mb)
     try:
         st, _ = execute(chain, workers=args.workers, on_error=args.on_error, resume=args.resume,
-                         cluster=client, progress=not args.no_progress,
-                         label=Path(args.chain).stem, serve=serve)
+                        cluster=client, progress=not args.no_progress,
+                        label=Path(args.chain).stem, serve=serve,
+                        max_memory=args.max_memory, overwrite=args.overwrite,
+                        json_out=sys.stdout if args.json else None)
     finally:
         if close is not None:
             close()
-    text, code = summary(st, _output_folders(chain), resumable=True)
-    print(text, flush=True)
+    text, code = summary(st, _output_folders(chain), resumable=resumable(compile_chain(chain)),
+                         resumed=args.resume)
+    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
     return code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     import_modules(args.imports)
-    chain = _load_chain(args.chain, args.sets)
+    chain, count = _load_chain(args.chain, args.sets)
     plan = compile_chain(chain)
     order = [*plan.pre, *filter(None, [plan.iterator]), *plan.item, *plan.collectors, *plan.post]
-    print(f"{args.chain}: valid chain {chain.name!r} with {len(chain.nodes)} nodes")
+    print(f"{safe(args.chain)}: valid chain {safe(repr(chain.name))} with {len(chain.nodes)} "
+          "nodes")
     for step in order:
-        print(f"  {step.id} ({step.spec.id}, {step.phase})")
+        print(f"  {step.id} ({safe(step.spec.id)}, {step.phase})")
     folders = _output_folders(chain)
     if folders:
-        print("writes into: " + ", ".join(folders))
+        print("writes into: " + ", ".join(map(safe, folders)))
+    if count is not None:
+        print(f"items: {count}" + (" (the input matches no file)" if count == 0 else ""))
+    if args.svg:
+        svg = Path(args.svg).expanduser()
+        try:
+            svg.write_text(to_svg(chain), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--svg {args.svg}: cannot write it ({exc.strerror or exc})") \
+                from None
+        engine = "Graphviz dot" if shutil.which("dot") else "the built-in layout"
+        print(f"drawing ({engine}): {svg.resolve()}")
     return EXIT_OK
 
 
@@ -190,21 +249,25 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .. import samples
-    from ..demo import CONTACT_SHEET, build_demo_chain
+    from ..demo import CONTACT_SHEET, build_demo_chain, default_out
 
-    out = Path(args.out).expanduser()
+    out = Path(args.out).expanduser() if args.out else default_out()
     try:
         samples_dir = samples.folder(args.samples)
     except OSError as exc:
         raise UsageError(f"cannot create the sample images: {exc}") from None
-    print(f"demo: {len(samples.names())} sample images from {samples_dir}", flush=True)
+    say = sys.stderr if args.json else sys.stdout
+    print(f"demo: {len(samples.names())} sample images from {samples_dir}", file=say)
+    print(f"demo: writing into {out.resolve()}", file=say, flush=True)
     chain = build_demo_chain(samples_dir, out)
     chain.validate()
     st, _ = execute(chain, workers=args.workers, on_error="skip",
-                     progress=not args.no_progress, label="demo")
+                    progress=not args.no_progress, label="demo",
+                    json_out=sys.stdout if args.json else None)
+    # not resumable: the demo replaces its outputs, and `chainlib demo` has no --resume
     text, code = summary(st, _output_folders(chain), resumable=False)
-    print(text)
+    print(text, file=say, flush=True)
     sheet = out / CONTACT_SHEET
     if st.state == "completed" and sheet.exists():
-        print(f"contact sheet: {sheet.resolve()}")
+        print(f"contact sheet: {sheet.resolve()}", file=say)
     return code

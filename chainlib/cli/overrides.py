@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..chain import Chain
-from ..chain.files import reject_constant
+from ..chain.files import check_depth, reject_constant
 from ..errors import ChainError
 
 
@@ -21,6 +21,8 @@ def parse_value(text: str) -> Any:
         return json.loads(text, parse_constant=reject_constant)
     except ValueError:
         return text
+    except RecursionError:
+        raise ChainError(f"--set value nested too deeply: {text[:40]!r}...") from None
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -33,7 +35,9 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     if not eq or not dot or not node or not name:
         raise ChainError(f"--set {text!r}: expected NODE.INPUT=VALUE (for example "
                          f"resize.width=256 or save.folder=out)")
-    return node, name, parse_value(raw)
+    value = parse_value(raw)
+    check_depth(value, node=node, input=name)
+    return node, name, value
 
 
 def apply_overrides(chain: Chain, overrides: Iterable[str]) -> Chain:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from ..api import Item, collector, iterator, node
+from ..api import Item, Range, collector, iterator, node
 
 
 @iterator("core.range", length=lambda n, start=0, step=1: len(range(start, start + n * step, step)))
-def range_(n: int, start: int = 0, step: int = 1) -> Iterator[int]:
+def range_(n: Annotated[int, Range(0)], start: int = 0, step: int = 1) -> Iterator[int]:
     """Yield ``n`` integers: start, start+step, ..."""
     yield from range(start, start + n * step, step)
 

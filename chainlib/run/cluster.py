@@ -129,6 +129,7 @@ class _RemoteControl:
         self._batch = batch_id
         self.outcome: Outcome | None = None
         """The outcome of the item being executed (its nodes' times go there)."""
+        self._parked_s = 0.0  # parked at checkpoints inside the node executing: not its time
 
     def close(self) -> None:
         self._flags.release()
@@ -146,6 +147,7 @@ class _RemoteControl:
             from distributed import Queue
 
             self._notices = Queue(self._notices_name)
+        parked = time.perf_counter()
         self._notices.put(("parked", self._batch))
         try:
             while not flags.go.wait(timeout=0.2):
@@ -153,6 +155,7 @@ class _RemoteControl:
                     raise RunStopped()
         finally:
             self._notices.put(("unparked", self._batch))
+            self._parked_s += time.perf_counter() - parked
         if flags.stop.is_set():
             raise RunStopped()
         flags.going = True
@@ -163,11 +166,13 @@ class _RemoteControl:
     # NodeHooks for execute_item: a checkpoint before each node; its time goes to the outcome
     def begin_node(self, node: str, item: int | None, label: str | None) -> None:
         self.checkpoint()
+        self._parked_s = 0.0  # parked before the node started: outside its timing anyway
 
     def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
                  error: BaseException | None) -> None:
+        parked, self._parked_s = self._parked_s, 0.0
         if error is None and self.outcome is not None:
-            self.outcome.seconds[node] = seconds
+            self.outcome.seconds[node] = max(0.0, seconds - parked)
 
 
 @dataclass(frozen=True)
@@ -207,8 +212,9 @@ _unpacked_lock = threading.Lock()
 
 
 def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
-              items: list[tuple[int, str | None, Any]]) -> list[Outcome]:
-    """Run the per-item part of the chain for each item (on a Dask worker)."""
+              items: list[tuple[int, str | None, str | None, Any]]) -> list[Outcome]:
+    """Run the per-item part of the chain for each ``(index, label, source, value)`` item (on a
+    Dask worker)."""
     payload = packed.unpack() if isinstance(packed, PackedPayload) else packed
     control = _RemoteControl(payload, batch_id)
     try:
@@ -218,11 +224,11 @@ def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
 
 
 def _run_items(payload: ItemPayload, control: _RemoteControl,
-               items: list[tuple[int, str | None, Any]]) -> list[Outcome]:
+               items: list[tuple[int, str | None, str | None, Any]]) -> list[Outcome]:
     work = payload.work
     outcomes: list[Outcome] = []
     stopped = False
-    for index, label, value in items:
+    for index, label, source, value in items:
         if stopped:
             outcomes.append(Outcome(index, "stopped"))
             continue
@@ -236,7 +242,9 @@ def _run_items(payload: ItemPayload, control: _RemoteControl,
             except Exception as exc:
                 raise NodeFailed(work.iterator.id, exc, index, label) from exc
             control.end_node(work.iterator.id, index, label, time.perf_counter() - started, None)
-            result = execute_item(work, index, label, values, control, True)
+            # No output session on a worker (its lock is the client's): the folder's ownership
+            # record is still kept, unlocked (see chainlib.outputs.write_output).
+            result = execute_item(work, index, label, values, control, True, source=source)
         except RunStopped:
             outcomes.append(Outcome(index, "stopped", out.seconds))
             stopped = True
@@ -363,7 +371,8 @@ class _ClusterRun:
             started = time.monotonic()
             try:
                 outcomes = self._await(self.client.submit(
-                    run_batch, packed, bid, [(t.index, t.label, t.values) for t in batch],
+                    run_batch, packed, bid,
+                    [(t.index, t.label, t.source, t.values) for t in batch],
                     key=f"{self.payload.prefix}-batch-{bid}", pure=False,
                 ))
             except Exception as exc:

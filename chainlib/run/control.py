@@ -278,7 +278,9 @@ class Control:
         """The driver's last act: the final state. ``failure`` (an error summary) fails the run.
 
         Without a failure, a pause still pending resolves first (resume or stop), so that a run
-        never completes from ``pausing`` or ``paused``.
+        never completes from ``pausing`` or ``paused``. While the process shuts down the engine
+        passes no failure (and has not aborted): what raises then is the teardown's doing, and
+        the run, stopped with the shutdown's reason, ends ``stopped`` (see :mod:`.lifecycle`).
         """
         if failure is None:
             while not self._aborted and self.state in ("pausing", "paused"):

@@ -4,6 +4,10 @@ It runs the nodes before the items, hands the items to an executor through the s
 (:class:`~.seam.ItemHost`, which it implements), then the collectors and the nodes after them, and
 finally sets the final state. Every change goes through the runner's lock (``Control.lock``):
 statistics in the :class:`~.ledger.Ledger`, then ``Control.emit``, in one critical section.
+
+Teardown: once the process is shutting down (:mod:`.lifecycle`), whatever a node (or the
+iterator, or an executor) raises is a stop, never a failure: the run ends ``stopped`` with the
+shutdown's reason, the item is counted as not run, the node is not marked failed.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from typing import Any
 from ..api.context import Context
 from ..api.item import Item
 from ..chain.validate import Plan
-from ..errors import RunStopped
+from ..errors import ChainError, RunStopped
 from ..manifest import Manifest
+from ..memory import MemoryBudget
+from ..outputs import OutputSession
+from ..records import RecordError
+from . import lifecycle
 from .control import Control
 from .ledger import Ledger
 from .preview import PreviewBuffer
@@ -40,13 +48,27 @@ from .seam import (
 from .status import ErrorInfo, Failure, Status
 
 
+def one_line(exc: BaseException) -> str:
+    """A record or file-system failure as one line (``RecordError`` already is one)."""
+    if isinstance(exc, OSError):
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return f"cannot write{where}: {exc.strerror or exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class Engine:
     """One run of a plan (created by ``Runner.start``; :meth:`drive` is its driver thread)."""
 
     def __init__(self, control: Control, plan: Plan, ledger: Ledger, preview: PreviewBuffer, *,
                  executor: Executor, stop_on_error: bool, resuming: bool,
-                 manifest: Callable[[], Manifest] | None) -> None:
+                 manifest: Callable[[], Manifest] | None, outputs: OutputSession | None = None,
+                 budget: MemoryBudget | None = None, overwrite: bool = False,
+                 prepare: Callable[[], None] | None = None) -> None:
         self.control = control
+        self._outputs = outputs
+        self._budget = budget
+        self.overwrite = overwrite
+        self._prepare = prepare
         self.plan = plan
         self.ledger = ledger
         self.preview = preview
@@ -63,6 +85,13 @@ class Engine:
         self._remote: set[int] = set()
         self._parked: set[int] = set()
         self._on_finish: list[Callable[[Status], None]] = []
+        self._parked_s = threading.local()
+        """Per thread: seconds the node executing on it spent parked at checkpoints."""
+        self._ever_parked = False  # keeps the per-node hot path free of _parked_s until a park
+        ledger.per_item = frozenset(
+            [*([plan.iterator.id] if plan.iterator is not None else []),
+             *(step.id for step in plan.item)])
+        lifecycle.track(control)  # until the run ends: stopped if the process shuts down
 
     def on_finish(self, callback: Callable[[Status], None], *, add: bool = True) -> None:
         """Call ``callback(final status)`` when the run ends (lock held); ``add=False`` removes
@@ -77,6 +106,15 @@ class Engine:
         return self.control.run_id
 
     @property
+    def outputs(self) -> OutputSession | None:
+        """The run's output session (closed when the run ends)."""
+        return self._outputs
+
+    @property
+    def budget(self) -> MemoryBudget | None:
+        return self._budget
+
+    @property
     def workers(self) -> int:
         """How many items run at once in this process (a node's ``ctx.workers``)."""
         return max(1, int(getattr(self.executor, "workers", 1)))
@@ -88,9 +126,11 @@ class Engine:
         values: dict[Key, Any] = {}
         error: ErrorInfo | None = None
         try:
+            if self._prepare is not None:
+                self._prepare()  # checks before anything is written (predicted collisions)
             if self._open_manifest is not None and plan.iterator is not None:
                 self._manifest = self._open_manifest()
-            execute_nodes(plan.pre, values, None, None, self, self.resuming)
+            self._execute(plan.pre, values)
             if plan.iterator is not None:
                 self._run_items(values)
                 for c in plan.collectors:
@@ -100,15 +140,25 @@ class Engine:
                     # mixing them with collected ones), so the collected list takes their key
                     link = c.links[c.spec.collect or ""]
                     values[(link.node, link.output)] = collected
-                    execute_nodes((c,), values, None, None, self, self.resuming)
-                execute_nodes(plan.post, values, None, None, self, self.resuming)
+                    self._execute((c,), values)
+                self._execute(plan.post, values)
         except RunStopped:
             pass  # stop requested, or aborted after an item failure (already recorded)
         except NodeFailed as failed:
             error = ErrorInfo(failed.node, error_message(failed.exc), error_traceback(failed.exc))
+        except ChainError as exc:  # the preflight: a missing input folder, predicted collisions
+            message = exc.message if exc.node else str(exc)
+            if exc.node and exc.input:
+                message = f"input {exc.input!r}: {message}"
+            error = ErrorInfo(exc.node or "", message, "")
+        except (RecordError, OSError) as exc:  # the manifest or a record cannot be opened
+            error = ErrorInfo("", one_line(exc), error_traceback(exc))
         except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully
             error = ErrorInfo("", error_message(exc), error_traceback(exc))
+        self._close_outputs()  # before the final state: a run that is over holds no lock
         with self.control.cond:
+            if error is not None and self._teardown():
+                error = None  # raised by the interpreter's teardown: a stop, not a failure
             if error is not None:
                 self.ledger.fail(Failure(None, None, error.node, error.message), error)
             self.results = dict(values)
@@ -116,8 +166,20 @@ class Engine:
             self.control.finish(self.ledger.error_summary() if failing else None)
             final = self.ledger.snapshot(self.control)
             callbacks, self._on_finish = self._on_finish, []
+        lifecycle.untrack(self.control)
         for callback in callbacks:
             callback(final)
+
+    def _execute(self, steps: tuple[Any, ...], values: dict[Key, Any]) -> None:
+        execute_nodes(steps, values, None, None, self, self.resuming, outputs=self._outputs,
+                      overwrite=self.overwrite)
+
+    def _close_outputs(self) -> None:
+        manifest, self._manifest = self._manifest, None
+        if manifest is not None:
+            manifest.close()
+        if self._outputs is not None:
+            self._outputs.close()
 
     def _run_items(self, pre_values: dict[Key, Any]) -> None:
         it = self.plan.iterator
@@ -128,7 +190,8 @@ class Engine:
         try:
             total = None if it.spec.length is None else int(it.spec.length(**kwargs))
             if it.spec.wants_ctx:
-                kwargs["ctx"] = Context(self, it.id, None)
+                kwargs["ctx"] = Context(self, it.id, None, self.resuming, outputs=self._outputs,
+                                        overwrite=self.overwrite)
             gen = iter(it.spec.fn(**kwargs))
         except Exception as exc:
             raise NodeFailed(it.id, exc) from exc
@@ -149,6 +212,7 @@ class Engine:
                               for o in w.spec.outputs),
             preview_keys=self.preview.keys if self.preview.enabled else (),
             stop_on_error=self.stop_on_error,
+            overwrite=self.overwrite,
         )
         self.executor.run(self, work)
         if feed.error is not None:
@@ -162,8 +226,27 @@ class Engine:
 
     # ------------------------------------------------------------------ NodeHooks
 
+    def _teardown(self) -> bool:
+        """Whether the process is shutting down (lock held); if so, the run is asked to stop
+        with the shutdown's reason (a failure now is the teardown's doing, not the node's)."""
+        reason = lifecycle.shutting_down()
+        if reason is None:
+            return False
+        if self.control.active:
+            self.control.command("stop", reason)
+        return True
+
     def checkpoint(self) -> None:
-        self.control.checkpoint()
+        control = self.control
+        if control.gate_open:  # unlocked fast path, as in Control.checkpoint
+            return
+        started = time.perf_counter()
+        try:
+            control.checkpoint()
+        finally:  # parked time is not the node's: end_node takes it off the node's time
+            parked = self._parked_s
+            parked.s = getattr(parked, "s", 0.0) + time.perf_counter() - started
+            self._ever_parked = True  # read by end_node on this same thread
 
     def progress(self, node: str, fraction: float) -> None:
         with self.control.lock:
@@ -178,6 +261,11 @@ class Engine:
     def end_node(self, node: str, item: int | None, label: str | None, seconds: float,
                  error: BaseException | None, *, counted: bool = True) -> None:
         ledger = self.ledger
+        if self._ever_parked:
+            parked: float = getattr(self._parked_s, "s", 0.0)
+            if parked:
+                self._parked_s.s = 0.0
+                seconds = max(0.0, seconds - parked)
         with self.control.lock:
             ledger.running[node] -= 1
             if not counted:
@@ -186,7 +274,7 @@ class Engine:
                 ledger.count[node] += 1
                 ledger.seconds[node] += seconds
                 self.control.leave("node_finished", node, item, label)
-            elif isinstance(error, RunStopped):
+            elif isinstance(error, RunStopped) or self._teardown():
                 self.control.leave("node_finished", node, item, label, "stopped")
             else:
                 ledger.node_failures[node] += 1
@@ -222,13 +310,16 @@ class Engine:
                 feed.error = NodeFailed(it.id, exc)
                 self.end_node(it.id, None, None, 0.0, exc)
                 with self.control.lock:
-                    self.control.abort()  # a broken generator cannot go on: the run fails
+                    if not self._teardown():
+                        self.control.abort()  # a broken generator cannot go on: the run fails
                 return None
             index = feed.count
             feed.count += 1
         label = raw.label if isinstance(raw, Item) else None
         source = raw.source if isinstance(raw, Item) else None
         value = raw.value if isinstance(raw, Item) else raw
+        if source is not None and self._outputs is not None:
+            self._outputs.add_inputs((source,))  # an input is never written over
         if not resolve:
             self.end_node(it.id, index, label, time.perf_counter() - started, None)
             return Taken(index, label, source, value)
@@ -286,9 +377,14 @@ class Engine:
 
     def item_done(self, taken: Taken, result: ItemResult, values: Mapping[Key, Any]) -> None:
         """Count a finished item: record it in the manifest (its outputs are in place), keep its
-        collected values, and offer its preview."""
+        collected values, and offer its preview. When the record cannot be written the item is
+        counted failed and the run fails with that one-line reason (the rest is not run)."""
         if self._manifest is not None and taken.source is not None:
-            self._manifest.record(taken.source, taken.label, result.outputs)
+            try:
+                self._manifest.record(taken.source, taken.label, result.outputs)
+            except (RecordError, OSError) as exc:
+                self._record_failed(taken, exc)
+                return
         if self.preview.enabled:
             self.preview.offer(taken.label, values)
         with self.control.lock:
@@ -297,22 +393,38 @@ class Engine:
                 self._collected[cid][taken.index] = value
             self.control.emit("item_done", None, taken.index, taken.label)
 
+    def _record_failed(self, taken: Taken, exc: BaseException) -> None:
+        message = one_line(exc)
+        with self.control.lock:
+            self.ledger.failed += 1
+            self.ledger.fail(Failure(taken.index, taken.label, "", message),
+                             ErrorInfo("", message, error_traceback(exc), taken.index,
+                                       taken.label))
+            self.control.emit("item_failed", None, taken.index, taken.label, message)
+            self.control.abort()
+
     def item_failed(self, failed: NodeFailed) -> bool:
+        """Count a failed item. A record that cannot be written (the folder's problem, not the
+        item's: disk full, read-only) fails the run whatever ``on_error`` says."""
         message = error_message(failed.exc)
         index, label = failed.index, failed.label
         with self.control.lock:
+            if self._teardown():
+                return False  # not a failure: the item is counted as not run
             self.ledger.failed += 1
             self.ledger.fail(Failure(index, label, failed.node, message),
                              ErrorInfo(failed.node, message, error_traceback(failed.exc), index,
                                        label))
             self.control.emit("item_failed", failed.node, index, label, message)
-            if self.stop_on_error:
+            if self.stop_on_error or isinstance(failed.exc, RecordError):
                 self.control.abort()
                 return False
             return True
 
     def fail_run(self, message: str, exc: BaseException) -> None:
         with self.control.lock:
+            if self._teardown():
+                return
             ledger = self.ledger
             if ledger.error is None or ledger.error.item is not None:
                 ledger.fail(Failure(None, None, "", message),

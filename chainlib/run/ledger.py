@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from types import MappingProxyType
 
 from .control import Control
-from .status import ErrorInfo, Failure, NodeStatus, Status
+from .states import ACTIVE_STATES, RunState
+from .status import ErrorInfo, Failure, NodeState, NodeStatus, Status
 
 
 class Ledger:
@@ -18,8 +19,9 @@ class Ledger:
     its own ``seq`` and :meth:`snapshot` can hand out one snapshot per ``seq``.
     """
 
-    def __init__(self, nodes: Iterable[str]) -> None:
+    def __init__(self, nodes: Iterable[str], *, dashboard: str | None = None) -> None:
         self.nodes = tuple(nodes)
+        self.dashboard = dashboard
         self.done = 0
         self.failed = 0
         self.skipped = 0
@@ -29,6 +31,9 @@ class Ledger:
         self.seconds: dict[str, float] = dict.fromkeys(self.nodes, 0.0)
         self.node_failures: dict[str, int] = dict.fromkeys(self.nodes, 0)
         self.progress: dict[str, float | None] = dict.fromkeys(self.nodes)
+        self.per_item: frozenset[str] = frozenset()
+        """The iterator and the nodes after it, which run once per item (set by the engine);
+        every other node runs once per run."""
         self.failures: list[Failure] = []
         self.error: ErrorInfo | None = None
         self._snapshot: Status | None = None
@@ -55,17 +60,19 @@ class Ledger:
         snap = self._snapshot
         if snap is not None and snap.seq == control.seq and snap.run_id == control.run_id:
             return snap
+        state = control.state
         elapsed, active = control.times()
         finished = self.done + self.failed
-        rate = finished / active if active > 0 and finished else None
+        rate: float | None = None
         eta: float | None = None
-        if rate and self.total is not None:
-            eta = max(0, self.total - finished) / rate
+        if state == "running" and active > 0 and finished:  # only then does anything count down
+            rate = finished / active
+            if self.total is not None:
+                eta = max(0, self.total - finished) / rate
+        items_over = self.total is not None and finished >= self.total
         nodes = {
             nid: NodeStatus(
-                "running" if self.running[nid] else
-                "failed" if self.node_failures[nid] else
-                "done" if self.count[nid] else "pending",
+                self._node_state(nid, state, items_over),
                 self.count[nid],
                 self.running[nid],
                 self.seconds[nid],
@@ -73,15 +80,16 @@ class Ledger:
             )
             for nid in self.nodes
         }
+        executing = state in ("running", "pausing", "stopping")  # paused: all parked
         snap = Status(
             run_id=control.run_id,
-            state=control.state,
+            state=state,
             seq=control.seq,
             done=self.done,
             failed=self.failed,
             skipped=self.skipped,
             total=self.total,
-            current=tuple(nid for nid, n in self.running.items() if n),
+            current=tuple(nid for nid, n in self.running.items() if n) if executing else (),
             nodes=MappingProxyType(nodes),
             elapsed=elapsed,
             eta=eta,
@@ -92,6 +100,29 @@ class Ledger:
             taken_at=time.time(),
             reason=control.reason,
             epoch=control.epoch,
+            active_s=active,
+            dashboard=self.dashboard,
         )
         self._snapshot = snap
         return snap
+
+    def _node_state(self, nid: str, state: RunState, items_over: bool) -> NodeState:
+        """The state of node ``nid`` while the run is ``state`` (the rules: ``status.NodeState``).
+
+        ``items_over``: every item of the run is counted (done or failed), so no per-item node
+        will run again.
+        """
+        if state == "idle":
+            return "pending"
+        count = self.count[nid]
+        if self.running[nid] and state in ACTIVE_STATES:
+            return "paused" if state == "paused" else "running"
+        if self.node_failures[nid]:
+            return "failed"
+        if state == "completed" or (items_over if nid in self.per_item else count > 0):
+            return "done"
+        if state in ("running", "pausing"):
+            return "running" if count else "pending"
+        if state == "paused":
+            return "paused" if count else "pending"
+        return "stopped" if count else "not_run"  # stopping, stopped, failed: nothing new starts

@@ -36,6 +36,7 @@ class RunStateMirror(HasTraits):
     total = Int(None, allow_none=True)
     eta = Float(None, allow_none=True)
     elapsed = Float(0.0)
+    active_s = Float(0.0)
     rate = Float(None, allow_none=True)
     current = List(Unicode())
     error = Dict(None, allow_none=True)
@@ -73,6 +74,7 @@ class RunStateMirror(HasTraits):
             "total": status.total,
             "eta": status.eta,
             "elapsed": status.elapsed,
+            "active_s": status.active_s,
             "rate": status.rate,
             "current": list(status.current),
             "error": None if status.error is None else dict(status.error.to_dict()),

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
-from ..chain.validate import compile_chain, output_folders
+from ..chain.validate import compile_chain
 from ..manifest import Manifest
+from .advice import RunnerAdvice, attach_cluster, dashboard_link  # hints, card, close(), cluster=
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
+from .guard import RunGuard, StartRefused, manifest_folder
 from .ledger import Ledger
 from .local import LocalThreads
 from .preview import PreviewBuffer
@@ -45,14 +47,15 @@ WAIT_SLICE_S = 0.2
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
 
 
-class Runner:
+class Runner(RunnerAdvice):
     """Runs a chain on threads it owns; control it from any thread.
 
     ``workers`` threads process the iterator's items in parallel (collector order is kept).
     ``on_error="stop"`` ends the run as ``failed`` at the first failing item; ``"skip"`` records the
     failure and goes on. ``resume=True`` skips items that a previous run already completed (see
-    :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` to run the items on.
-    """
+    :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client``, or an address to connect to.
+    ``overwrite=True`` replaces files chainlib did not write (never inputs); ``max_memory``: bytes
+    or ``"2G"`` (default half the RAM) of decoded images held at once (see :mod:`.guard`)."""
 
     def __init__(
         self,
@@ -62,6 +65,8 @@ class Runner:
         on_error: OnError = "stop",
         resume: bool = False,
         cluster: Any = None,
+        max_memory: int | str | None = None,
+        overwrite: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -71,9 +76,11 @@ class Runner:
         self.workers = workers
         self.on_error: OnError = on_error
         self.resumable = resume
-        self.cluster = cluster
+        self.cluster, self._closer = attach_cluster(self, cluster)  # TypeError here, not later
         self._plan = compile_chain(chain)
-        self._output_folder = self._find_output_folder(resume)
+        self._output_folder = manifest_folder(self._plan, resume)
+        self._guard = RunGuard(self._plan, max_memory=max_memory, overwrite=overwrite)
+        self._start_lock = threading.Lock()
         self._preview = PreviewBuffer(tuple(
             (step.id, name)
             for step in reversed((*filter(None, [self._plan.iterator]), *self._plan.item))
@@ -81,21 +88,10 @@ class Runner:
             if type_name(tp) == "Image"
         ))
         self._control = Control()
-        self._ledger = Ledger(self._plan.steps)
+        self._ledger = Ledger(self._plan.steps, dashboard=dashboard_link(self.cluster))
         self._engine: Engine | None = None
         self._mirror: RunStateMirror | None = None
         self._mirror_lock = threading.Lock()
-
-    def _find_output_folder(self, resume: bool) -> str | None:
-        writers = [s for s in self._plan.item if s.spec.writes_files]
-        folders = output_folders(writers)
-        if resume and (not writers or len(folders) != 1 or
-                       any("folder" in w.links for w in writers)):
-            raise ValueError(
-                "resume=True needs per-item nodes that write files (such as image.save) into one "
-                "constant output folder, where the manifest of finished items is kept"
-            )
-        return min(folders) if folders else None
 
     # ------------------------------------------------------------------ control
 
@@ -104,19 +100,32 @@ class Runner:
         return self._control.run_id
 
     def start(self) -> Ack:
-        """Start a run (a new run with a new run id if a previous one has finished)."""
+        """Start a run (a new run with a new run id if a previous one has finished). Refused
+        while a run is active, or when an output folder is in use (naming the holder)."""
         control = self._control
-        with control.cond:
-            accepted, why = control.command("start")
-            if accepted:
-                self._ledger = Ledger(self._plan.steps)
-                self._engine = engine = Engine(
-                    control, self._plan, self._ledger, self._preview,
-                    executor=self._executor(), stop_on_error=self.on_error == "stop",
-                    resuming=self.resumable, manifest=self._manifest_opener())
-                threading.Thread(target=engine.drive,
-                                 name=f"chainlib-run-{control.run_id}", daemon=True).start()
-            return self._ack("start", accepted, why)
+        with self._start_lock:  # one start at a time: a second one waits, then sees the first
+            with control.cond:
+                if control.state in ACTIVE_STATES:
+                    return self._ack("start", *control.command("start"))
+            try:  # outside the runner's lock: this touches the disk
+                outputs = self._guard.open()
+            except StartRefused as exc:
+                with control.cond:
+                    return self._ack("start", False, str(exc))
+            with control.cond:
+                accepted, why = control.command("start")
+                if accepted:
+                    self._ledger = Ledger(self._plan.steps, dashboard=self._ledger.dashboard)
+                    self._engine = engine = Engine(
+                        control, self._plan, self._ledger, self._preview,
+                        executor=self._executor(), stop_on_error=self.on_error == "stop",
+                        resuming=self.resumable, manifest=self._manifest_opener(),
+                        **self._guard.engine_options(outputs))
+                    threading.Thread(target=engine.drive,
+                                     name=f"chainlib-run-{control.run_id}", daemon=True).start()
+                elif outputs is not None:
+                    outputs.close()
+                return self._ack("start", accepted, why)
 
     def pause(self) -> Ack:
         """Ask the run to pause at its next checkpoints (``pausing``, then ``paused``)."""
@@ -286,8 +295,7 @@ class Runner:
         with self._control.lock:
             results = self._engine.results if self._engine is not None else {}
             if (node_id, name or "") not in results:
-                raise KeyError(f"no result for {node_id}.{name} (per-item nodes keep none; "
-                               f"has the run finished?)")
+                raise self._no_result(step, name, self._ledger.snapshot(self._control))
             return results[(node_id, name or "")]
 
     def enable_preview(self) -> None:

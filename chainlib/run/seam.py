@@ -26,12 +26,16 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..api.context import Context
 from ..api.item import Lazy
 from ..chain.validate import Step
 from ..errors import RunStopped
+
+if TYPE_CHECKING:
+    from ..memory import MemoryBudget
+    from ..outputs import OutputSession
 
 Key = tuple[str, str]
 """Where a value lives in an item's values: ``(node id, output name)``."""
@@ -56,6 +60,8 @@ class ItemWork:
     preview_keys: tuple[Key, ...]
     """Image outputs, newest-first, for the panel's preview (empty: no preview)."""
     stop_on_error: bool
+    overwrite: bool = False
+    """The user asked to replace existing files (``--overwrite``): a node's ``ctx.overwrite``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +164,14 @@ class NodeHooks(Protocol):
 class ItemHost(NodeHooks, Protocol):
     """The run as an executor sees it (implemented by the engine; thread-safe)."""
 
+    @property
+    def outputs(self) -> OutputSession | None:
+        """The run's output session (locks and ownership records), for local nodes' ``ctx``."""
+
+    @property
+    def budget(self) -> MemoryBudget | None:
+        """The run's memory budget for decoded images (local items reserve against it)."""
+
     def next_item(self, *, resolve: bool = True) -> Taken | None:
         """The next item, or None when there are no more. Gated like a node start: parks while
         paused, raises ``RunStopped`` when halting. With ``resolve`` the iterator's lazy values
@@ -210,8 +224,12 @@ class Executor(Protocol):
 
 
 def execute_nodes(steps: tuple[Step, ...], values: dict[Key, Any], item: int | None,
-                  label: str | None, hooks: NodeHooks, resuming: bool) -> None:
-    """Run ``steps`` in order on ``values`` (each node's outputs are added to it).
+                  label: str | None, hooks: NodeHooks, resuming: bool, *,
+                  source: str | None = None, outputs: OutputSession | None = None,
+                  overwrite: bool = False) -> None:
+    """Run ``steps`` in order on ``values`` (each node's outputs are added to it). ``source``
+    (the item's input file), ``outputs`` (the run's output session) and ``overwrite`` reach the
+    nodes through their ``ctx``.
 
     Raises ``RunStopped`` (from the hooks or a node's checkpoint), or :class:`NodeFailed` naming
     the node that raised.
@@ -221,7 +239,8 @@ def execute_nodes(steps: tuple[Step, ...], values: dict[Key, Any], item: int | N
         for name, key in step.link_keys:
             kwargs[name] = values[key]
         if step.spec.wants_ctx:
-            kwargs["ctx"] = Context(hooks, step.id, item, resuming)
+            kwargs["ctx"] = Context(hooks, step.id, item, resuming, outputs=outputs,
+                                    source=source, label=label, overwrite=overwrite)
         hooks.begin_node(step.id, item, label)
         started = time.perf_counter()
         try:
@@ -236,10 +255,12 @@ def execute_nodes(steps: tuple[Step, ...], values: dict[Key, Any], item: int | N
 
 
 def execute_item(work: ItemWork, index: int, label: str | None, values: dict[Key, Any],
-                 hooks: NodeHooks, resuming: bool) -> ItemResult:
+                 hooks: NodeHooks, resuming: bool, *, source: str | None = None,
+                 outputs: OutputSession | None = None) -> ItemResult:
     """Run one item through the per-item nodes: ``values`` holds the iterator's outputs (and the
     pre-item values); returns the paths written and the values collected."""
-    execute_nodes(work.steps, values, index, label, hooks, resuming)
+    execute_nodes(work.steps, values, index, label, hooks, resuming, source=source,
+                  outputs=outputs, overwrite=work.overwrite)
     return ItemResult([str(values[key]) for key in work.writer_keys],
                       {cid: values[key] for cid, key in work.collect_keys})
 

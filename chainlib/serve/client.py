@@ -89,6 +89,7 @@ def status_from_dict(d: Any) -> Status:
             taken_at=float(d["taken_at"]),
             reason=None if d.get("reason") is None else str(d["reason"]),
             epoch=str(d.get("epoch", "")),
+            active_s=float(d.get("active_s", 0.0)),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a status snapshot: {type(exc).__name__}: {exc}") from exc

@@ -85,6 +85,14 @@ def test_play_pause_resume_stop(notebook: Any) -> None:
     check_buttons(nb.view())
     _, t = agreed(nb, "paused", 5)
     nb.screenshot("paused")
+    # where the time goes: a share bar per node row, the shares adding up to 100 %
+    shares = nb.panels().nth(0).evaluate(
+        "(el) => Array.from(el.querySelectorAll('tr[data-node]')).map((tr) => ["
+        "tr.querySelector('.chainlib-timebar-text').textContent,"
+        "tr.querySelector('.chainlib-timebar-fill').getBoundingClientRect().width])")
+    assert shares and all(text.endswith("%") for text, _ in shares), shares
+    assert 98 <= sum(int(text[:-1]) for text, _ in shares) <= 102, shares
+    assert max(width for _, width in shares) > 0, shares
     time.sleep(1.0)  # paused means paused: nothing moves, in the kernel or on the page
     v2, t2 = agreed(nb, "paused", 1)
     assert t2["done"] == t["done"] and v2["done"] == str(t["done"])

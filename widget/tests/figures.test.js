@@ -46,5 +46,9 @@ test("a node never reads running when nothing runs", () => {
   assert.equal(nodeStateText("running", "parked"), "paused");
   assert.equal(nodeStateText("running", "none"), "stopped");
   assert.equal(nodeStateText("done", "none"), "done");
+  // the backend's newer node states pass through, "not_run" in words
+  assert.equal(nodeStateText("paused", "parked"), "paused");
+  assert.equal(nodeStateText("stopped", "none"), "stopped");
+  assert.equal(nodeStateText("not_run", "none"), "not run");
   assert.equal(nodeStateText(undefined, "none"), "");
 });

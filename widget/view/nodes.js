@@ -1,9 +1,24 @@
-// The per-node table: state, count, mean / total time, items in flight; the slowest node marked.
+// The per-node table: state, count, mean / total time, a bar of each node's share of the time
+// (where the time goes), items in flight; the slowest node marked.
 import { h, add, num, setAttr, setText } from "./dom.js";
 import { formatDuration, formatMean } from "../format.js";
 import { nodeStateText } from "../figures.js";
 
-const COLUMNS = Object.freeze(["Node", "State", "Count", "Mean", "Total", "Running"]);
+const COLUMNS = Object.freeze(["Node", "State", "Count", "Mean", "Total", "Running", "Share"]);
+
+/** Each node's share of the time spent in all nodes, 0..1 (all 0 before any time is spent). */
+export function timeShares(nodes) {
+  const totals = {};
+  let sum = 0;
+  for (const [id, n] of Object.entries(nodes || {})) {
+    const t = n && typeof n === "object" ? Math.max(0, num(n.total_s) ?? 0) : 0;
+    totals[id] = t;
+    sum += t;
+  }
+  const shares = {};
+  for (const [id, t] of Object.entries(totals)) shares[id] = sum > 0 ? t / sum : 0;
+  return shares;
+}
 
 /** The slowest node: the one with the largest total time (mean_s × count = where time goes). */
 export function slowestNode(nodes) {
@@ -42,15 +57,22 @@ export function nodesView(doc) {
       const tr = h(doc, "tr", "chainlib-node-row");
       const cells = COLUMNS.map(() => add(tr, h(doc, "td")));
       cells[0].className = "chainlib-node-id";
-      row = { tr, cells };
+      const bar = add(cells[6], h(doc, "span", "chainlib-timebar"));
+      const fill = add(bar, h(doc, "span", "chainlib-timebar-fill"));
+      const pct = add(cells[6], h(doc, "span", "chainlib-timebar-text"));
+      row = { tr, cells, fill, pct };
       rows.set(id, row);
     }
     return row;
   }
 
-  function paintRow(row, id, n, slowest, inFlight) {
+  function paintRow(row, id, n, slowest, inFlight, share) {
     const running = inFlight === "running" ? (num(n.running) ?? 0) : 0;
-    const [name, state, count, mean, total, flight] = row.cells;
+    const [name, state, count, mean, total, flight, shareCell] = row.cells;
+    const width = `${(share * 100).toFixed(1)}%`;
+    if (row.fill.style.width !== width) row.fill.style.width = width;
+    setText(row.pct, `${Math.round(share * 100)}%`);
+    setAttr(shareCell, "title", `${id}: ${Math.round(share * 100)}% of the time spent in nodes`);
     setText(name, id);
     setText(state, nodeStateText(n.state, inFlight));
     setText(count, String(num(n.count) ?? 0));
@@ -70,12 +92,13 @@ export function nodesView(doc) {
     paint(snap, fig) {
       const nodes = snap.nodes && typeof snap.nodes === "object" ? snap.nodes : {};
       const slow = slowestNode(nodes);
+      const shares = timeShares(nodes);
       const ids = Object.keys(nodes);
       ids.forEach((id, i) => {
         const row = rowFor(id);
         if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
         const n = nodes[id] && typeof nodes[id] === "object" ? nodes[id] : {};
-        paintRow(row, id, n, id === slow, fig.inFlight);
+        paintRow(row, id, n, id === slow, fig.inFlight, shares[id]);
       });
       const seen = new Set(ids);
       for (const [id, row] of rows) {

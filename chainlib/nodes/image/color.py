@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from ...api import Image, node
+from ...api import Image, Range, node
 from .convert import as_image, check_range, from_pil, map_color, merge_alpha, split_alpha, to_pil
 from .convert import to_uint8 as _to_uint8
 
@@ -36,7 +38,8 @@ def invert(image: Image) -> Image:
 
 
 @node("image.brightness_contrast", output="image")
-def brightness_contrast(image: Image, brightness: float = 0.0, contrast: float = 0.0) -> Image:
+def brightness_contrast(image: Image, brightness: Annotated[float, Range(-1, 1)] = 0.0,
+                        contrast: Annotated[float, Range(-1, 1)] = 0.0) -> Image:
     """Adjust brightness and contrast; both range over -1..1 and 0 leaves the image unchanged.
 
     Contrast is applied first, around mid-gray (127.5), with slope ``(1 + contrast) / (1 -
@@ -53,7 +56,7 @@ def brightness_contrast(image: Image, brightness: float = 0.0, contrast: float =
 
 
 @node("image.gamma", output="image")
-def gamma(image: Image, gamma: float = 1.0) -> Image:
+def gamma(image: Image, gamma: Annotated[float, Range(0, 100, lo_open=True)] = 1.0) -> Image:
     """Apply a gamma curve ``out = 255 * (in / 255) ** (1 / gamma)``; gamma > 1 brightens the
     mid-tones, gamma < 1 darkens them, 1 changes nothing. ``gamma`` must be in (0, 100]."""
     image = as_image(image)

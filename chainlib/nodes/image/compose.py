@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
-from ...api import Context, Image, collector, node
+from ...api import Context, Image, Range, collector, node
 from .convert import (
     as_image,
     check_choice,
@@ -47,7 +47,8 @@ _BLEND: dict[str, Callable[[F64, F64], F64]] = {
 
 
 @node("image.blend", output="image")
-def blend(base: Image, overlay: Image, mode: BlendMode = "normal", opacity: float = 1.0) -> Image:
+def blend(base: Image, overlay: Image, mode: BlendMode = "normal",
+          opacity: Annotated[float, Range(0, 1)] = 1.0) -> Image:
     """Blend ``overlay`` onto ``base`` with a blend ``mode`` at ``opacity`` (0-1).
 
     Modes follow the W3C compositing spec (``add`` is linear dodge, clipped). The overlay is
@@ -98,10 +99,10 @@ def caption(
     image: Image,
     text: str,
     position: Position = "bottom",
-    size: int = 24,
+    size: Annotated[int, Range(1, 2000)] = 24,
     color: str = "white",
     background: str = "#00000080",
-    margin: int = 8,
+    margin: Annotated[int, Range(0, 10000)] = 8,
 ) -> Image:
     """Draw ``text`` on the image at ``position`` (``top``, ``bottom``, ``center``, corners).
 
@@ -160,9 +161,9 @@ def caption(
 @collector("image.contact_sheet", collect="images", output="image")
 def contact_sheet(
     images: list[Image],
-    columns: int = 4,
-    thumb_size: int = 128,
-    padding: int = 8,
+    columns: Annotated[int, Range(1, 1000)] = 4,
+    thumb_size: Annotated[int, Range(1, 4096)] = 128,
+    padding: Annotated[int, Range(0, 1000)] = 8,
     background: str = "white",
     ctx: Context | None = None,
 ) -> Image:

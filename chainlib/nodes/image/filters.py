@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, cast
 
 import numpy as np
 from PIL import ImageFilter
 
-from ...api import Context, Image, node
+from ...api import Context, Image, Range, node
 from .convert import as_image, check_range, from_pil, has_alpha, map_color, to_pil, to_uint8
 
 
 @node("image.gaussian_blur", output="image")
-def gaussian_blur(image: Image, radius: float = 2.0) -> Image:
+def gaussian_blur(image: Image, radius: Annotated[float, Range(0, 1000)] = 2.0) -> Image:
     """Gaussian blur with the given ``radius`` in pixels (0 to 1000; 0 returns a copy).
 
     RGBA images are blurred premultiplied, so transparent areas do not bleed dark fringes.
@@ -29,7 +29,9 @@ def gaussian_blur(image: Image, radius: float = 2.0) -> Image:
 
 
 @node("image.sharpen", output="image")
-def sharpen(image: Image, radius: float = 2.0, percent: int = 150, threshold: int = 3) -> Image:
+def sharpen(image: Image, radius: Annotated[float, Range(0, 1000)] = 2.0,
+            percent: Annotated[int, Range(0, 1000)] = 150,
+            threshold: Annotated[int, Range(0, 255)] = 3) -> Image:
     """Sharpen with an unsharp mask: blur ``radius`` (px), strength ``percent`` (0-1000) and
     ``threshold`` (0-255, the smallest difference that gets sharpened). Alpha is untouched."""
     image = as_image(image)
@@ -45,7 +47,7 @@ def sharpen(image: Image, radius: float = 2.0, percent: int = 150, threshold: in
 @node("image.add_noise", output="image")
 def add_noise(
     image: Image,
-    amount: float = 0.1,
+    amount: Annotated[float, Range(0, 1)] = 0.1,
     seed: int = 0,
     monochrome: bool = False,
     per_item: bool = True,

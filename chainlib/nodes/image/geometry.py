@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict, cast
+from typing import Annotated, Literal, TypedDict, cast
 
 import numpy as np
 from PIL import Image as PILImage
 
-from ...api import Image, node
+from ...api import Image, Range, node
 from .convert import (
     as_image,
     channels_of,
@@ -78,9 +78,9 @@ def resize_to(image: Image, size: tuple[int, int], filter: str = "lanczos") -> I
 @node("image.resize", output="image")
 def resize(
     image: Image,
-    width: int = 0,
-    height: int = 0,
-    scale: float = 0.0,
+    width: Annotated[int, Range(0, MAX_SIDE)] = 0,
+    height: Annotated[int, Range(0, MAX_SIDE)] = 0,
+    scale: Annotated[float, Range(0, 1000)] = 0.0,
     mode: Literal["fit", "fill", "exact"] = "fit",
     filter: ResizeFilter = "lanczos",
 ) -> Image:

@@ -8,11 +8,11 @@ import re
 import string
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal, TypedDict, cast
+from typing import IO, Annotated, Any, Literal, TypedDict, cast
 
 import numpy as np
 
-from ...api import Context, Image, Item, Lazy, iterator, node
+from ...api import Context, Image, Item, Lazy, Range, iterator, node
 from ...outputs import write_output
 from .convert import IMAGE_EXTENSIONS, as_image, check_range, has_alpha, read_image, to_pil
 
@@ -104,7 +104,20 @@ def _count(folder: str, pattern: str = "*", recursive: bool = False) -> int:
     return len(list_images(folder, pattern, recursive))
 
 
-@iterator("image.load_folder", length=_count)
+def _listing(folder: str, pattern: str = "*", recursive: bool = False) -> list[Item]:
+    """The items of ``load_folder`` without their images: a dict of ``name``, ``path`` and
+    ``subfolder`` each, labelled by the relative path, with the absolute path as source."""
+    root = _check_folder(folder).resolve()
+    items = []
+    for rel in list_images(folder, pattern, recursive):
+        parent = PurePosixPath(rel).parent.as_posix()
+        value = {"name": PurePosixPath(rel).stem, "path": rel,
+                 "subfolder": "" if parent == "." else parent}
+        items.append(Item(value, label=rel, source=str(root.joinpath(*rel.split("/")))))
+    return items
+
+
+@iterator("image.load_folder", length=_count, listing=_listing)
 def load_folder(
     folder: str, pattern: str = "*", recursive: bool = False, ctx: Context | None = None
 ) -> Iterator[FolderItem]:
@@ -118,24 +131,16 @@ def load_folder(
     written by chainlib (an in-place run never takes its own outputs as inputs). Decoding happens
     on the worker running the item.
     """
-    root = _check_folder(folder).resolve()
     session = ctx.outputs if ctx is not None else None
-    listed = [(rel, str(root.joinpath(*rel.split("/"))))
-              for rel in list_images(folder, pattern, recursive)]
+    listed = _listing(folder, pattern, recursive)
     if session is not None:
-        listed = [(rel, p) for rel, p in listed if not session.is_output(p)]
+        listed = [it for it in listed if not session.is_output(str(it.source))]
         # Declared before the first item: no output of this run may replace any of them.
-        session.add_inputs(p for _, p in listed)
-    for rel, abs_path in listed:
-        parent = PurePosixPath(rel).parent.as_posix()
-        value = {
-            "image": Lazy(read_image, abs_path),
-            "name": PurePosixPath(rel).stem,
-            "path": rel,
-            "subfolder": "" if parent == "." else parent,
-        }
+        session.add_inputs(str(it.source) for it in listed)
+    for it in listed:
+        value = {"image": Lazy(read_image, it.source), **it.value}
         # The item carries a dict of output values (with a Lazy image); the engine unpacks it.
-        yield cast(FolderItem, Item(value, label=rel, source=abs_path))
+        yield cast(FolderItem, Item(value, label=it.label, source=it.source))
 
 
 # -- save --------------------------------------------------------------------------------------
@@ -218,13 +223,28 @@ def _prepare(image: Image, fmt: str) -> Any:
     return to_pil(image)
 
 
-@node("image.save", output="path", writes_files=True)
+def _target(folder: str, name: str, format: str = "png", template: str = "{name}",
+            subfolder: str = "", index: int = 0, **_: Any) -> str:
+    """The path ``image.save`` writes for these inputs (its ``target`` for run checks)."""
+    if format not in ("auto", *_FORMATS):
+        raise ValueError(
+            f"format: {format!r} is not one of 'auto', {', '.join(map(repr, _FORMATS))}"
+        )
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
+        raise ValueError(f"folder: expected a folder path, got {folder!r}")
+    file_name, _fmt = _file_name(name, template, format, index)
+    sub = _check_subfolder(subfolder)
+    directory = os.path.join(os.path.expanduser(os.fspath(folder)), *([sub] if sub else []))
+    return os.path.join(directory, file_name)
+
+
+@node("image.save", output="path", writes_files=True, target=_target)
 def save(
     image: Image,
     folder: str,
     name: str,
     format: SaveFormat = "png",
-    quality: int = 90,
+    quality: Annotated[int, Range(1, 100)] = 90,
     template: str = "{name}",
     subfolder: str = "",
     overwrite: bool = False,
@@ -279,6 +299,7 @@ def save(
     return write_output(
         target, write, folder=os.path.expanduser(os.fspath(folder)),
         session=ctx.outputs if ctx is not None else None, item=item, source=source,
-        node=ctx.node if ctx is not None else "", overwrite=bool(overwrite),
+        node=ctx.node if ctx is not None else "",
+        overwrite=bool(overwrite) or (ctx is not None and ctx.overwrite),
         resuming=ctx is not None and ctx.resuming, record=ctx is not None,
     )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import numpy as np
 from PIL import Image as PILImage
 
-from ...api import Context, Image, node
+from ...api import Context, Image, Range, node
 from ..image.convert import as_image
 from .model import SESSIONS, ModelError, ModelInfo, threads_for, uses_accelerator
 from .tiles import F32, U8, upscale_tiled
@@ -95,8 +95,8 @@ def _inferrer(session: Any, info: ModelInfo, gray_out: bool) -> Any:
 def upscale(
     image: Image,
     model: str,
-    tile: int = 0,
-    overlap: int = 16,
+    tile: Annotated[int, Range(0)] = 0,
+    overlap: Annotated[int, Range(0)] = 16,
     ctx: Context | None = None,
 ) -> Image:
     """Upscale an image with an ONNX super-resolution model (ESRGAN-style export), tile by tile.

@@ -1,0 +1,165 @@
+"""Bad input gets exit 2 and one line, no traceback; ``validate`` says what ``run`` would
+(issue 10): oversized and non-regular chain files, deep nesting, non-finite floats, numeric
+ranges, ``--workers`` out of range, ``--import`` by path, untrusted text escaped, a busy folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import chainlib as cl
+from chainlib.chain import files
+from chainlib.cli import main
+from chainlib.cli.common import safe
+from chainlib.errors import ChainError
+
+
+def chain_dict() -> dict[str, Any]:
+    return {"format": "chainlib.chain", "version": 1, "name": "t", "nodes": [
+        {"id": "r", "type": "core.range", "inputs": {"n": {"value": 2}}},
+        {"id": "c", "type": "core.constant", "inputs": {"value": {"value": 1}}},
+    ]}
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("chainlib: error: "), err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+def test_a_chain_file_over_the_size_limit_is_refused_before_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(chain_dict()) + " " * 2048)
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 1024)
+    for command in ("run", "validate"):
+        code, _, err = run_main(capsys, command, str(path))
+        one_line_error(code, err, "chain file too large", "limit is 0 MB")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_non_regular_chain_file_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "validate", "/dev/zero")
+    one_line_error(code, err, "not a regular file")
+
+
+def test_deeply_nested_json_and_set_values_are_clear_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / "deep.json"
+    path.write_text('{"format": "chainlib.chain", "version": 1, "nodes": ' + deep + "}")
+    code, _, err = run_main(capsys, "validate", str(path))
+    one_line_error(code, err, "nested too deeply")
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps(chain_dict()))
+    code, _, err = run_main(capsys, "run", str(ok), "--set", f"c.value={deep}")
+    one_line_error(code, err, "nested too deeply")
+    code, _, err = run_main(capsys, "validate", str(ok), "--set", "c.value=" + "[" * 80 + "]" * 80)
+    one_line_error(code, err, "nested more than 64 levels")
+
+
+def test_non_finite_floats_and_out_of_range_numbers_fail_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps(chain_dict()))
+    code, _, err = run_main(capsys, "validate", str(ok), "--set", "c.value=[1, 1e999]")
+    one_line_error(code, err, "node 'c', input 'value'", "inf is not a finite number")
+    code, _, err = run_main(capsys, "validate", str(ok), "--set", "r.n=-3")
+    one_line_error(code, err, "node 'r', input 'n'", "must be at least 0, got -3")
+    chain = cl.Chain()
+    img = chain.add("image.load", path="x.png")
+    chain.add("image.save", image=img["image"], folder="out", name="a", quality=101)
+    with pytest.raises(ChainError, match="must be between 1 and 100, got 101"):
+        chain.validate()
+    chain.set("save", "quality", 100)
+    chain.set("save", "folder", float("nan"))
+    with pytest.raises(ChainError, match="expected str"):
+        chain.validate()
+
+
+def test_workers_out_of_range_is_a_usage_error(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps(chain_dict()))
+    for bad in ("0", "257", "200000"):
+        code, _, err = run_main(capsys, "run", str(ok), "--workers", bad)
+        assert code == 2 and err.splitlines()[-1].endswith(f"must be from 1 to 256, got {bad}")
+
+
+def test_import_by_path_does_not_put_the_current_folder_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "tqdm.py").write_text("raise RuntimeError('the shadowing tqdm was imported')\n")
+    (tmp_path / "mynodes.py").write_text(
+        "import chainlib as cl\n@cl.node('bad_input.twice')\ndef twice(x: int) -> int:\n"
+        "    return 2 * x\n")
+    chain = tmp_path / "c.json"
+    chain.write_text(json.dumps({"format": "chainlib.chain", "version": 1, "nodes": [
+        {"id": "r", "type": "core.range", "inputs": {"n": {"value": 2}}},
+        {"id": "t", "type": "bad_input.twice", "inputs": {"x": {"link": {"node": "r"}}}}]}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    sys.modules.pop("tqdm", None)
+    code, out, err = run_main(capsys, "run", str(chain), "--import", "./mynodes.py",
+                              "--no-progress")
+    assert code == 0, err
+    assert "completed: 2 done" in out
+    assert str(tmp_path) not in sys.path[:1]
+
+
+def test_untrusted_text_is_escaped_for_the_terminal() -> None:
+    assert safe("a\x1b[31mb\nc\rd\x07\u202e") == "a\\x1b[31mb\\nc\\rd\\x07\\u202e"
+    assert safe("photo é.png") == "photo é.png"
+
+
+def test_a_second_runner_into_a_locked_folder_is_refused_naming_the_holder(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / "a.png")
+
+    gate = threading.Event()
+
+    @cl.node("bad_input.hold", output="image")
+    def hold(image: cl.Image, ctx: cl.Context) -> cl.Image:
+        while not gate.is_set():
+            ctx.checkpoint()
+            gate.wait(0.01)
+        return image
+
+    def build() -> cl.Chain:
+        chain = cl.Chain()
+        load = chain.add("image.load_folder", folder=str(folder))
+        held = chain.add("bad_input.hold", image=load["image"])
+        chain.add("image.save", image=held, name=load["name"], folder=str(tmp_path / "out"))
+        return chain
+
+    first, second = cl.Runner(build()), cl.Runner(build(), on_error="skip")
+    assert first.start().accepted
+    ack = second.start()
+    assert not ack.accepted
+    assert "in use by another run" in ack.reason and f"pid {os.getpid()}" in ack.reason
+    assert second.status().state == "idle"
+    gate.set()
+    assert first.wait(30).state == "completed"
+    assert second.start().accepted  # the lock went with the first run
+    final = second.wait(30)
+    assert final.state == "completed" and final.failed == 1  # a.png exists: not replaced
+    assert "already exists (written by an earlier run)" in final.failures[0].message

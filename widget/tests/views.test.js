@@ -1,0 +1,50 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { makeDocument } from "./fakedom.js";
+import { nodesView, timeShares } from "../view/nodes.js";
+import { dashboardView, safeDashboardUrl } from "../view/dashboard.js";
+
+const node = (total_s, extra = {}) => ({ state: "done", count: 1, running: 0, total_s, mean_s: total_s, progress: null, ...extra });
+
+test("time shares: each node's fraction of the time spent in nodes", () => {
+  assert.deepEqual(timeShares({ a: node(1), b: node(3) }), { a: 0.25, b: 0.75 });
+  assert.deepEqual(timeShares({ a: node(0), b: node(0) }), { a: 0, b: 0 });
+  assert.deepEqual(timeShares({ a: node(-5), b: node(NaN), c: "junk", d: node(2) }), { a: 0, b: 0, c: 0, d: 1 });
+  assert.deepEqual(timeShares(undefined), {});
+});
+
+test("the node table draws a share bar per node, widest for the slowest", () => {
+  const { doc } = makeDocument();
+  const view = nodesView(doc);
+  view.paint({ nodes: { load: node(1), "<b>slow</b>": node(3) } }, { inFlight: "none" });
+  const rows = view.root.all((e) => e.tagName === "TR" && e.hasAttribute("data-node"));
+  const fills = rows.map((r) => r.all((e) => e.className === "chainlib-timebar-fill")[0].style.width);
+  const texts = rows.map((r) => r.all((e) => e.className === "chainlib-timebar-text")[0].textContent);
+  assert.deepEqual(fills, ["25.0%", "75.0%"]);
+  assert.deepEqual(texts, ["25%", "75%"]);
+  assert.equal(rows[1].getAttribute("data-slowest"), "true");
+  assert.equal(doc.created.filter((e) => e.tagName === "B").length, 0); // node ids are text
+  view.paint({ nodes: { load: node(2), "<b>slow</b>": node(2) } }, { inFlight: "none" });
+  assert.deepEqual(rows.map((r) => r.all((e) => e.className === "chainlib-timebar-fill")[0].style.width), ["50.0%", "50.0%"]);
+});
+
+test("dashboard link: only http(s) URLs, as an attribute and text, hidden otherwise", () => {
+  assert.equal(safeDashboardUrl("http://127.0.0.1:8787/status"), "http://127.0.0.1:8787/status");
+  assert.equal(safeDashboardUrl("https://dask.example/status"), "https://dask.example/status");
+  for (const bad of ["javascript:alert(1)", "data:text/html,x", "//evil", "http://a b", 42, null, undefined]) {
+    assert.equal(safeDashboardUrl(bad), null, String(bad));
+  }
+  const { doc } = makeDocument();
+  const view = dashboardView(doc);
+  const link = view.root.all((e) => e.tagName === "A")[0];
+  view.paint({});
+  assert.equal(view.root.hidden, true);
+  view.paint({ dashboard: "http://127.0.0.1:8787/status" });
+  assert.equal(view.root.hidden, false);
+  assert.equal(link.getAttribute("href"), "http://127.0.0.1:8787/status");
+  assert.equal(link.textContent, "http://127.0.0.1:8787/status");
+  assert.equal(link.getAttribute("rel"), "noopener noreferrer");
+  view.paint({ dashboard: "javascript:alert(1)" });
+  assert.equal(view.root.hidden, true);
+  assert.equal(link.hasAttribute("href"), false);
+});
