@@ -27,14 +27,15 @@ Browser -> kernel (anywidget custom messages), each answered with :meth:`Control
     anything else
         -> {"type": "error", "id": <the id if it is an int, else None>, "error": "..."}
 
-Kernel -> browser, best effort, when the kernel shuts down or restarts (the comm closes next)::
+Kernel -> browser, best effort, when the kernel shuts down or restarts (the comm stays open)::
 
     {"type": "goodbye", "reason": "kernel shutting down", "status": <the final snapshot>}
 
 Busy kernel (see :mod:`chainlib.kernel`): the panel's comm honours the subshell the front end
 sends on, so with comms over subshells clicks are handled while a cell blocks the main shell;
 without them, ``Runner.wait`` handles the panel's messages while it blocks. At kernel shutdown
-every panel stops its run (reason "kernel shutting down"), says goodbye and closes.
+every panel stops its run (reason "kernel shutting down") and says goodbye; its comm
+stays open (closing it would remove the views before they can say so).
 
 Publishing. One daemon thread per panel waits on the runner's watch flag and publishes the newest
 snapshot, coalesced: at most ``max_rate`` trait messages a second, a state transition at once, the
@@ -308,7 +309,9 @@ class ControlPanel(anywidget.AnyWidget):
 
     def _kernel_shutdown(self, reason: str, deadline: float) -> None:
         """The kernel is shutting down or restarting: stop the run (unless it lives in another
-        process: an attached run goes on), say goodbye, close."""
+        process: an attached run goes on), say goodbye. The comm stays open: closing it makes
+        ipywidgets destroy the model and remove every view, so the panel could not say that the
+        kernel restarted (the process ends anyway)."""
         runner = self._runner
         if self._owns_run and isinstance(runner, Runner):  # a local run
             runner.stop(reason=reason)  # already stopped by the shutdown, unless it came first
@@ -322,7 +325,6 @@ class ControlPanel(anywidget.AnyWidget):
         self._detach()
         self.send({"type": "goodbye", "reason": reason,
                    "status": final.to_dict(max_failures=MAX_FAILURES)})
-        super().close()
 
     def __repr__(self) -> str:
         return f"<ControlPanel {self.title!r} #{self.status.get('seq')} {self.status.get('state')}>"

@@ -307,7 +307,12 @@ def test_kernel_shutdown_mid_run_ends_the_run_as_stopped(how: str, tmp_path: Pat
             h.km.shutdown_kernel(now=False)  # a shutdown_request, then waits for the process
         else:
             h.km.restart_kernel(now=False)
-        h.wait_for(lambda: comm.closed_at is not None, 10, "the panel's comm closed")
+        h.wait_for(lambda: any(r.msg.get("type") == "goodbye" for r in h.customs(comm)), 10,
+                   "the panel's goodbye")
+        # A comm_close would follow the goodbye at once on the same IOPub socket; the comm must
+        # stay open (closing it makes ipywidgets remove the views before they can say so).
+        time.sleep(0.5)
+        assert comm.closed_at is None, "the panel closed its comm at kernel shutdown"
         goodbyes = [r.msg for r in h.customs(comm) if r.msg.get("type") == "goodbye"]
         assert len(goodbyes) == 1, goodbyes
         goodbye = goodbyes[0]

@@ -83,7 +83,9 @@
  *                         rejected: pending cleared, ui = snapshot state, notice "<Cmd> rejected: reason".
  *   ack (other id)        its snapshot is used like any snapshot (other views share the comm).
  *   status reply          snapshot adopted if newer; answers that pull and every earlier one.
- *   error reply           notice "Kernel error: …"; state unchanged (answers a pull with that id).
+ *   error reply           to an id this view sent: notice "Kernel error: …"; state unchanged
+ *                         (answers a pull with that id). Any other id (null: the kernel refused
+ *                         another client's message, e.g. a foreign trait update) is not ours: ignored.
  *   goodbye               the kernel is shutting down: adopt its final snapshot, then ended.
  *   ended (event)         ended. Terminal: no pending or queued command, no pull, no timer, every
  *                         later event is ignored except a goodbye (its final snapshot is adopted).
@@ -172,6 +174,7 @@ export function initial(config, now, options = {}) {
     everConnected: false,
     reconnecting: false,
     freshFrom: idBase, // replies to ids >= this were asked since the last disconnect
+    firstId: idBase, // this view sent exactly the ids in [firstId, nextId)
     snapshot: null,
     seq: -1,
     epoch: "",
@@ -341,7 +344,7 @@ function onMessage(d, msg) {
       heard(d, fresh);
     }
     adopt(d, msg.status, true);
-  } else {
+  } else if (Number.isInteger(msg.id) && msg.id >= d.firstId && msg.id < d.nextId) {
     if (d.pulls.includes(msg.id)) answered(d, msg.id);
     setNotice(d, "error", `Kernel error: ${String(msg.error)}`, "kernel-error");
   }

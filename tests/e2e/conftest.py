@@ -4,13 +4,16 @@
   runtime, data and config folders (the server's default IOPub rate limits are kept, so a
   regression shows as "IOPub message rate exceeded" in ``lab.log_path``). Torn down by killing its
   process group.
+- ``nb7`` / ``voila_server`` (module): Notebook 7 (``jupyter notebook``, default kernel settings)
+  and Voilà, started the same way (loopback, free port, test token, default limits); their
+  ``nb7_notebook`` / ``voila_notebook`` factories open a test notebook as ``notebook`` does.
 - ``browser`` (session): Debian's ``/usr/bin/chromium`` driven by the Playwright package (sync API).
 - ``page`` (per test): a fresh browser context + page; any JavaScript dialog (alert / confirm /
   prompt) fails the test.
 - ``notebook`` (per test): a factory that writes a test notebook (see :mod:`helpers`), opens it in
   JupyterLab, waits for its kernel, runs all cells and returns a :class:`helpers.NotebookSession`.
 
-Everything here is skipped when Chromium or JupyterLab is missing.
+Everything here is skipped when Chromium or the server it needs is missing.
 """
 
 from __future__ import annotations
@@ -18,19 +21,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .helpers import TOKEN, LabServer, NotebookSession, build_notebook, http_json
+from .helpers import (
+    TOKEN,
+    LabServer,
+    Notebook7Session,
+    NotebookSession,
+    VoilaSession,
+    build_notebook,
+    http_json,
+    write_notebook,
+)
 
 CHROMIUM = os.environ.get("CHAINLIB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,7 +77,7 @@ def _free_port() -> int:
 KERNEL_SETTINGS = "@jupyterlab/apputils-extension/kernels-settings.jupyterlab-settings"
 
 
-def _write_settings(settings_dir: Path) -> None:
+def _write_settings(settings_dir: Path, subshells: str | None = "disabled") -> None:
     """User settings: no news / update toasts (they cover the page and steal clicks)."""
     files: dict[str, dict[str, Any]] = {
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
@@ -75,52 +87,40 @@ def _write_settings(settings_dir: Path) -> None:
         # keep the page quiet and predictable
         "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     }
-    files[KERNEL_SETTINGS] = {"commsOverSubshells": "disabled"}
+    if subshells is not None:
+        files[KERNEL_SETTINGS] = {"commsOverSubshells": subshells}
     for rel, content in files.items():
         path = settings_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content))
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    if shutil.which("jupyter-lab", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("jupyterlab is not installed in this environment")
-    base = tmp_path_factory.mktemp("lab")
-    root, settings, workspaces = base / "root", base / "settings", base / "workspaces"
-    for d in (root, settings, workspaces, base / "runtime", base / "data", base / "config",
-              base / "ipython"):
+def _start_server(base: Path, app: str, options: Callable[[int, Path], list[str]],
+                  ready_path: str, settings: Path) -> Iterator[LabServer]:
+    """Run ``app`` (``jupyter-lab``, ``jupyter-notebook``, ``voila``) on a free loopback port with
+    the test token and its own runtime / data / config folders, until the generator is closed.
+    The server's limits (IOPub rate limits included) are left at their defaults."""
+    exe = Path(sys.executable).parent / app
+    if not exe.exists():
+        pytest.skip(f"{app} is not installed in this environment")
+    root = base / "root"
+    for d in (root, settings, base / "runtime", base / "data", base / "config", base / "ipython"):
         d.mkdir(parents=True, exist_ok=True)
-    _write_settings(settings)
     port = _free_port()
     env = dict(os.environ)
     env.update(
         JUPYTER_RUNTIME_DIR=str(base / "runtime"),
         JUPYTER_DATA_DIR=str(base / "data"),
         JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
         IPYTHONDIR=str(base / "ipython"),
         JUPYTER_PLATFORM_DIRS="1",
         PYTHONUNBUFFERED="1",
     )
     env.pop("JUPYTER_TOKEN", None)
     log_path = base / "server.log"
-    cmd = [
-        str(Path(sys.executable).parent / "jupyter-lab"),
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        "--ServerApp.open_browser=False",
-        f"--ServerApp.root_dir={root}",
-        f"--LabApp.user_settings_dir={settings}",
-        f"--LabApp.workspaces_dir={workspaces}",
-        "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--ServerApp.terminals_enabled=False",
-        "--LabApp.extension_manager=readonly",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    cmd = [str(exe), *options(port, root)]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and app != "voila":
         cmd.append("--allow-root")
     log = open(log_path, "wb")  # noqa: SIM115 (closed at teardown)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(root),
@@ -130,19 +130,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited ({proc.returncode}):\n{server.log_text()}")
+                raise RuntimeError(f"{app} exited ({proc.returncode}):\n{server.log_text()}")
             try:
-                http_json(server, "GET", "/api/status", timeout=2)
+                http_json(server, "GET", ready_path, timeout=2, raw=True)
                 break
+            except urllib.error.HTTPError:
+                break  # it answers
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"jupyter lab never answered:\n{server.log_text()}") from exc
+                    raise RuntimeError(f"{app} never answered:\n{server.log_text()}") from exc
                 time.sleep(0.2)
         yield server
     finally:
-        for kernel in _safe(lambda: http_json(server, "GET", "/api/sessions"), []):
-            _safe(lambda k=kernel: http_json(server, "DELETE", f"/api/sessions/{k['id']}"), None)
+        if app != "voila":
+            for kernel in _safe(lambda: http_json(server, "GET", "/api/sessions"), []):
+                _safe(lambda k=kernel: http_json(server, "DELETE", f"/api/sessions/{k['id']}"),
+                      None)
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=10)
@@ -151,6 +154,62 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+def _jupyter_options(port: int, root: Path) -> list[str]:
+    return [
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={TOKEN}",
+        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+    ]
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    base = tmp_path_factory.mktemp("lab")
+    settings = base / "settings"
+    settings.mkdir()
+    _write_settings(settings)
+    def lab_options(port: int, root: Path) -> list[str]:
+        return [*_jupyter_options(port, root), f"--LabApp.user_settings_dir={settings}",
+                "--LabApp.news_url=",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                f"--LabApp.workspaces_dir={base / 'workspaces'}",
+                "--LabApp.extension_manager=readonly"]
+
+    (base / "workspaces").mkdir()
+    yield from _start_server(base, "jupyter-lab", lab_options, "/api/status", settings)
+
+
+@pytest.fixture(scope="module")
+def nb7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """Notebook 7 (``jupyter notebook``), one per test module, settings as JupyterLab's."""
+    pytest.importorskip("notebook")
+    base = tmp_path_factory.mktemp("nb7")
+    settings = base / "settings"
+    settings.mkdir()
+    _write_settings(settings, subshells=None)  # the Notebook 7 default
+    yield from _start_server(base, "jupyter-notebook", _jupyter_options,
+                             "/api/status", settings)
+
+
+@pytest.fixture(scope="module")
+def voila_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """Voilà serving its root folder (``/voila/render/<name>.ipynb``), one per test module."""
+    pytest.importorskip("voila")
+    base = tmp_path_factory.mktemp("voila")
+
+    def options(port: int, root: Path) -> list[str]:
+        return ["--no-browser", "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
+                "--Voila.port_retries=0", f"--Voila.token={TOKEN}", f"--Voila.root_dir={root}",
+                "--VoilaConfiguration.show_tracebacks=True"]
+
+    yield from _start_server(base, "voila", options, "/", base / "settings")
 
 
 def _safe(fn: Callable[[], Any], default: Any) -> Any:
@@ -241,3 +300,34 @@ def notebook(lab: LabServer, page: Any, tmp_path: Path) -> Iterator[Callable[...
     for s in sessions:
         s.shutdown()
     settings_file.write_text(original)
+
+
+def _sessions(server: LabServer, page: Any, tmp_path: Path,
+              kind: type[NotebookSession]) -> Iterator[Callable[..., NotebookSession]]:
+    sessions: list[NotebookSession] = []
+
+    def open_notebook(name: str, **options: Any) -> NotebookSession:
+        path, status_file = write_notebook(server, tmp_path, name, **options)
+        session = kind(server, page, path, status_file, tmp_path)
+        sessions.append(session)
+        session.open()
+        session.run_all()
+        return session
+
+    yield open_notebook
+    for s in sessions:
+        s.shutdown()
+
+
+@pytest.fixture
+def nb7_notebook(nb7: LabServer, page: Any,
+                 tmp_path: Path) -> Iterator[Callable[..., NotebookSession]]:
+    """Like ``notebook``, in Notebook 7 (its default kernel settings)."""
+    yield from _sessions(nb7, page, tmp_path, Notebook7Session)
+
+
+@pytest.fixture
+def voila_notebook(voila_server: LabServer, page: Any,
+                   tmp_path: Path) -> Iterator[Callable[..., NotebookSession]]:
+    """Like ``notebook``, rendered as a Voilà dashboard (every cell runs as the page loads)."""
+    yield from _sessions(voila_server, page, tmp_path, VoilaSession)

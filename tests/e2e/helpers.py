@@ -35,15 +35,18 @@ class LabServer:
 
 
 def http_json(server: LabServer, method: str, path: str, body: Any = None,
-              timeout: float = 10) -> Any:
+              timeout: float = 10, raw: bool = False) -> Any:
+    """A REST call with the test token; ``raw``: return the body's bytes (no JSON)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(server.url + path, data=data, method=method)
     req.add_header("Authorization", f"token {TOKEN}")
     if data is not None:
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
+        body_bytes = resp.read()
+    if raw:
+        return body_bytes
+    return json.loads(body_bytes) if body_bytes else None
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
@@ -240,6 +243,12 @@ class NotebookSession:
         return self.page.evaluate(  # type: ignore[no-any-return]
             f"() => Array.from(document.querySelectorAll('.chainlib-panel')).map({VIEW_JS})")
 
+    def press(self, name: str, i: int = 0) -> float:
+        """Click the panel's button named ``name`` ("Play", "Pause", "Resume", "Stop") as a user
+        would find it (by role and accessible name); return the time of the click."""
+        self.panels().nth(i).get_by_role("button", name=name, exact=True).click()
+        return time.monotonic()
+
     def click(self, button: str, i: int = 0) -> float:
         """Click a panel button (``play``, ``pause``, ``stop``); return the time of the click."""
         loc = self.panels().nth(i).locator(f"[data-testid={button}]")
@@ -282,6 +291,7 @@ VIEW_JS = """(el) => {
     state: txt("state"), seq: txt("seq"), done: txt("done"), total: txt("total"),
     failed: txt("failed"), current: txt("current"), notice: txt("notice"),
     connection: txt("connection"), title: txt("title"),
+    reason: q("reason") && !q("reason").hidden ? q("reason").textContent : null,
     error: q("error") && !q("error").hidden ? q("error").textContent : null,
     play: btn("play"), pause: btn("pause"), stop: btn("stop"),
     rate_shown: !!q("rate") && !q("rate").hidden, eta_shown: !!q("eta") && !q("eta").hidden,
@@ -322,3 +332,73 @@ def assert_agrees(view: dict[str, Any], truth: dict[str, Any], *, counts: bool =
         assert view["done"] == str(truth["done"]), (view, truth)
         assert view["total"] == ("?" if truth["total"] is None else str(truth["total"])), view
         assert (view["failed"] or "0") == str(truth["failed"]), (view, truth)
+
+
+def write_notebook(server: LabServer, tmp: Path, name: str, **options: Any) -> tuple[Path, Path]:
+    """Write the test notebook ``name`` into the server's root; return (its path, status file)."""
+    status_file = tmp / f"{name}.status.json"
+    path = server.root / f"{name}.ipynb"
+    nbformat.write(build_notebook(status_file=status_file, **options), path)
+    return path, status_file
+
+
+class Notebook7Session(NotebookSession):
+    """A test notebook open in Notebook 7 (``jupyter notebook``): one notebook per page."""
+
+    @property
+    def url(self) -> str:
+        return f"{self.lab.url}/notebooks/{self.path.name}?token={TOKEN}"
+
+    def run_all(self) -> None:
+        page = self.page
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        self.panels().first.wait_for(state="visible", timeout=60_000)
+        page.locator(".jp-OutputArea-output", has_text="cells done").wait_for(timeout=60_000)
+
+
+class VoilaSession(NotebookSession):
+    """A test notebook rendered by Voilà: it runs every cell and shows only the outputs."""
+
+    @property
+    def url(self) -> str:
+        return f"{self.lab.url}/voila/render/{self.path.name}?token={TOKEN}"
+
+    def open(self) -> None:
+        self.page.goto(self.url, wait_until="domcontentloaded")
+
+    def run_all(self) -> None:  # Voilà runs the cells as it renders the page
+        self.panels().first.wait_for(state="visible", timeout=60_000)
+        self.page.locator(".jp-OutputArea-output", has_text="cells done").wait_for(
+            timeout=60_000)
+
+    def session(self) -> dict[str, Any] | None:
+        return None  # Voilà has no sessions API; its kernel ends with the page
+
+    def shutdown(self) -> None:
+        self.page.close()
+
+
+def play_pause_resume_stop(nb: NotebookSession) -> list[str]:
+    """The basics, clicked by role and name: Play, Pause, Resume, Stop, each agreed by the view
+    and the kernel (with the same counts once the run does not move). Returns the timings."""
+    figures: list[str] = []
+
+    def step(button: str, state: str, timeout: float = 5) -> dict[str, Any]:
+        clicked = nb.press(button)
+        v, t = nb.wait_settled(state, timeout)
+        figures.append(f"{button}->{state} {time.monotonic() - clicked:.2f} s")
+        assert_agrees(v, t, counts=state != "running")
+        return t
+
+    nb.wait_settled("idle", 15)
+    step("Play", "running")
+    wait_until(lambda: int(nb.view()["done"]) >= 10, 10, "progress in the panel")
+    paused = step("Pause", "paused")
+    time.sleep(0.5)  # paused means paused
+    assert nb.truth()["done"] == paused["done"] and nb.view()["done"] == str(paused["done"])
+    step("Resume", "running")
+    wait_until(lambda: nb.truth()["done"] > paused["done"], 5, "the run to move again")
+    t = step("Stop", "stopped")
+    assert 0 < t["done"] < t["total"], t
+    return figures

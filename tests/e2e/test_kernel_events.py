@@ -155,6 +155,8 @@ def test_browser_update_to_kernel_owned_traits_is_refused(notebook: Any, page: A
     assert all("owned by the kernel" in m["error"] for m in errors), errors
     assert result["echo"] == [], f"the refused values reached the views: {result['echo']}"
     time.sleep(1.0)
+    # the refusal answers the foreign client only: the user's own panel shows no error for it
+    assert "owned by the kernel" not in (nb.view()["notice"] or ""), nb.view()
     after = nb.truth()["_panel"]["traits"]
     assert after["title"] == before["traits"]["title"] == "e2e"
     assert after["pull_interval"] == before["traits"]["pull_interval"] == 5.0

@@ -170,8 +170,13 @@ for (const [kind, load] of LOADERS) {
     win.fire("online");
     assert.equal(model.sent.filter((m) => m.type === "status_request").length, pulls + 2);
 
-    // error replies become notices
-    model.fire("msg:custom", { type: "error", id: null, error: "unknown message type" }, []);
+    // an error reply to another client's message (id null) is not this view's business
+    model.fire("msg:custom", { type: "error", id: null, error: "owned by the kernel" }, []);
+    await sleep(130);
+    assert.doesNotMatch($("notice").textContent, /owned by the kernel/);
+    // an error reply to a request this view sent becomes a notice
+    const ownId = model.sent.at(-1).id;
+    model.fire("msg:custom", { type: "error", id: ownId, error: "unknown message type" }, []);
     await sleep(130);
     assert.equal($("notice").textContent, "Kernel error: unknown message type");
 

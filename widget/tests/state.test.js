@@ -105,7 +105,10 @@ const EVENTS = {
   },
   visible: (s) => step(s, { type: "visible", now: E }),
   online: (s) => step(s, { type: "online", now: E }),
-  error_reply: (s) => step(s, { type: "message", msg: { type: "error", id: null, error: "bad message" }, now: E }),
+  // an error reply to an id this view sent (its last request)
+  error_reply: (s) => step(s, { type: "message", msg: { type: "error", id: s.nextId - 1, error: "bad message" }, now: E }),
+  // the kernel refused another client's message (a foreign trait update): id null, not ours
+  error_reply_foreign: (s) => step(s, { type: "message", msg: { type: "error", id: null, error: "owned by the kernel" }, now: E }),
 };
 
 // Explicit expected outcomes: "<ui after>|<messages sent by the last event>".
@@ -191,6 +194,11 @@ const TABLE = {
     "resuming|", "stopping|", "stopped|", "completed|", "failed|",
     "reconnecting|status_request", "reconnecting|", "ended|",
   ],
+  error_reply_foreign: [
+    "idle|", "starting|", "running|", "pausing|", "paused|",
+    "resuming|", "stopping|", "stopped|", "completed|", "failed|",
+    "reconnecting|status_request", "reconnecting|", "ended|",
+  ],
 };
 
 describe("transition table: every (state, event) pair", () => {
@@ -213,6 +221,9 @@ describe("transition table: every (state, event) pair", () => {
         } else if (kind === "error_reply") {
           assert.equal(after.notice.level, "error");
           assert.match(after.notice.text, /bad message/);
+        } else if (kind === "error_reply_foreign") {
+          assert.ok(!after.notice || after.notice.cause !== "kernel-error", "not this view's error");
+          assert.ok(before.pulls.every((id) => after.pulls.includes(id)), "answers none of this view's pulls");
         }
         if (kind === "ack_rejected" && PENDING_FROM[name]) {
           assert.equal(after.notice.level, "warn");

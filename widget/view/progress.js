@@ -4,6 +4,9 @@ import {
   formatDuration, formatEta, formatRate, progressFraction,
 } from "../format.js";
 
+// the error view explains a failure; these states show the stop's reason
+const STOP_STATES = ["stopping", "stopped"];
+
 function width(part, total) {
   return `${(Math.min(1, part / total) * 100).toFixed(1)}%`;
 }
@@ -24,6 +27,8 @@ export function progressView(doc) {
   const notRunSep = add(progress, doc.createTextNode(""));
   const notRun = add(progress, h(doc, "span", "chainlib-not-run", "not-run"));
   const notRunSuffix = add(progress, doc.createTextNode(""));
+  // why the run ended or is ending ("interrupted by the user", "kernel shutting down", ...)
+  const reason = add(stats, h(doc, "span", "chainlib-reason", "reason"));
   const rate = add(stats, h(doc, "span", "chainlib-rate", "rate"));
   const eta = add(stats, h(doc, "span", "chainlib-eta", "eta"));
   const elapsed = add(stats, h(doc, "span", "chainlib-elapsed", "elapsed"));
@@ -54,6 +59,10 @@ export function progressView(doc) {
       setHidden(rate, !fig.rate);
       setText(eta, fig.eta ? formatEta(num(snap.eta)) : "");
       setHidden(eta, !fig.eta);
+      const why = STOP_STATES.includes(snap.state) && typeof snap.reason === "string"
+        ? snap.reason : "";
+      setText(reason, why ? `${snap.state}: ${why}` : "");
+      setHidden(reason, !why);
       setText(elapsed, `elapsed ${formatDuration(num(snap.elapsed))}`);
     },
   };
