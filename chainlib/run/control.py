@@ -39,6 +39,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Final, Literal
 
 from ..errors import RunStopped
@@ -124,6 +125,18 @@ class Control:
             paused += end - self._paused_since
         elapsed = end - self._started
         return elapsed, max(0.0, elapsed - paused)
+
+    def watch(self, flag: threading.Event) -> Callable[[], None]:
+        """Set ``flag`` on every change; returns the function that removes the watch. Takes the
+        lock itself (call it without holding the lock)."""
+        with self.lock:
+            self.fanout.add_watcher(flag)
+
+        def unwatch() -> None:
+            with self.lock:
+                self.fanout.remove_watcher(flag)
+
+        return unwatch
 
     # ------------------------------------------------------------------ commands (lock held)
 

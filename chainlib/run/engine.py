@@ -365,15 +365,7 @@ class Engine:
             return self.control.gate_open
 
     def watch(self, flag: threading.Event) -> Callable[[], None]:
-        control = self.control
-        with control.lock:
-            control.fanout.add_watcher(flag)
-
-        def unwatch() -> None:
-            with control.lock:
-                control.fanout.remove_watcher(flag)
-
-        return unwatch
+        return self.control.watch(flag)
 
     def item_done(self, taken: Taken, result: ItemResult, values: Mapping[Key, Any]) -> None:
         """Count a finished item: record it in the manifest (its outputs are in place), keep its

@@ -257,15 +257,7 @@ class Runner(RunnerAdvice):
 
         Returns a function that removes the watch.
         """
-        control = self._control
-        with control.lock:
-            control.fanout.add_watcher(flag)
-
-        def unwatch() -> None:
-            with control.lock:
-                control.fanout.remove_watcher(flag)
-
-        return unwatch
+        return self._control.watch(flag)
 
     @property
     def _watchers(self) -> list[threading.Event]:
