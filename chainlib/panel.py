@@ -1,14 +1,18 @@
 """The Jupyter control panel: an anywidget that follows a :class:`~chainlib.Runner`.
 
-``ControlPanel(run)`` displays the run's status, a Play / Pause / Stop bar and a thumbnail of the
-newest output. The front end (``widget/panel.js``) is described in ``widget/README.md``; the
-contract is the "Widget protocol" section of the design brief:
+``ControlPanel(run)`` displays the run's status, a Play / Pause / Stop bar, a thumbnail of the
+newest output and a gallery of the newest items (before -> after). The front end
+(``widget/panel.js``) is described in ``widget/README.md``; the contract is the "Widget
+protocol" section of the design brief:
 
 Kernel -> browser (synced traits, written only by this panel's publisher thread):
     ``status``      the newest ``Status.to_dict(max_failures=20)`` (coalesced, see below)
     ``heartbeat``   ``time.time()``, refreshed about once a second while the run is active
                     (running, pausing, paused, stopping)
     ``thumbnail`` / ``thumbnail_label``   a small JPEG (PNG with alpha) of the newest output
+    ``gallery``     the newest finished items, newest first: ``[{"label", "after", "before"}]``,
+                    images as bytes (binary buffers; ``before`` None where the chain's iterator
+                    gives no image); at most ``GALLERY_MAX_BYTES`` of images per message
     ``title``, ``pull_interval``, ``fast_pull_interval``, ``command_timeout``, ``disconnect_after``
     ``kernel``      ``{"busy", "busy_since", "hears_clicks", "pid"}``: whether a cell is running on
                     the kernel's main shell (since when), whether this panel's messages are handled
@@ -52,7 +56,6 @@ and returns at once.
 
 from __future__ import annotations
 
-import io
 import math
 import random
 import threading
@@ -63,7 +66,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 import traitlets
 
 from ._extras import extra_error
@@ -79,6 +81,7 @@ from .panel_messages import COMMANDS, MAX_MESSAGE_BYTES, id_of, validate
 from .publisher import Publisher
 from .run.runner import Runner
 from .run.status import Status
+from .thumbnails import GalleryUpdate, gallery_update
 
 if TYPE_CHECKING:
     from .serve import RemoteRun
@@ -87,9 +90,6 @@ __all__ = ["COMMANDS", "MAX_MESSAGE_BYTES", "ControlPanel", "FaultInjection"]
 
 MAX_FAILURES: Final = 20
 """How many of the newest failures a published snapshot keeps."""
-
-THUMBNAIL_SIZE: Final = 160
-"""Thumbnails fit in a square of this many pixels."""
 
 
 def _find_widget_dir() -> Path:
@@ -179,6 +179,7 @@ class ControlPanel(anywidget.AnyWidget):
     disconnect_after = traitlets.Float(3.0).tag(sync=True)
     thumbnail = traitlets.Bytes(b"").tag(sync=True)
     thumbnail_label = traitlets.Unicode("").tag(sync=True)
+    gallery = traitlets.List(traitlets.Dict()).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     kernel = traitlets.Dict().tag(sync=True)
 
@@ -401,7 +402,7 @@ class ControlPanel(anywidget.AnyWidget):
         self,
         snap: Status | None,
         heartbeat: float | None,
-        thumb: tuple[bytes, str] | None,
+        thumb: GalleryUpdate | None,
         kernel: dict[str, Any] | None = None,
     ) -> bool:
         """One trait message (publisher thread only). Returns False if nothing was sent.
@@ -423,7 +424,8 @@ class ControlPanel(anywidget.AnyWidget):
                     if heartbeat is not None:
                         self.heartbeat = heartbeat
                     if thumb is not None:
-                        self.thumbnail, self.thumbnail_label = thumb
+                        self.thumbnail, self.thumbnail_label = thumb.thumbnail, thumb.label
+                        self.gallery = thumb.tiles
                     if kernel is not None:
                         self.kernel = kernel
             finally:
@@ -431,39 +433,9 @@ class ControlPanel(anywidget.AnyWidget):
             self.publish_count += 1
         return True
 
-    def _make_thumbnail(
-        self, last_counter: int | None
-    ) -> tuple[int | None, tuple[bytes, str] | None]:
-        """``(counter, (bytes, label))`` if the runner's preview changed since ``last_counter``."""
-        preview = self._runner.preview()
-        if preview is None or preview[0] == last_counter:
+    def _make_thumbnail(self, last_counter: int | None) -> tuple[int | None, GalleryUpdate | None]:
+        """``(counter, update)`` if the runner's gallery changed since ``last_counter``."""
+        items = self._runner.gallery()
+        if not items or items[-1].counter == last_counter:
             return last_counter, None
-        counter, label, image = preview
-        try:
-            data = encode_thumbnail(image)
-        except Exception:
-            return counter, None  # an odd array: keep the previous thumbnail
-        return counter, (data, "" if label is None else str(label))
-
-
-def encode_thumbnail(image: Any, size: int = THUMBNAIL_SIZE) -> bytes:
-    """Downscale an image array to fit ``size`` px; JPEG, or PNG when it has an alpha channel."""
-    from PIL import Image as PILImage
-
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim == 3 and arr.shape[2] == 2:  # gray + alpha
-        arr = np.dstack([arr[:, :, 0]] * 3 + [arr[:, :, 1]])
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(f"not an image array: shape {arr.shape}")
-    img = PILImage.fromarray(arr)
-    img.thumbnail((size, size))
-    out = io.BytesIO()
-    if img.mode in ("RGBA", "LA"):
-        img.save(out, format="PNG", optimize=True)
-    else:
-        img.save(out, format="JPEG", quality=80)
-    return out.getvalue()
+        return items[-1].counter, gallery_update(items)  # None: nothing showable, keep the last

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .kernel import PanelLink, initial_facts
 from .run.runner import Runner
 from .run.status import ACTIVE_STATES, Status
+from .thumbnails import GalleryUpdate
 
 if TYPE_CHECKING:
     from .serve import RemoteRun
@@ -23,11 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["THUMBNAIL_INTERVAL", "Publisher"]
 
 THUMBNAIL_INTERVAL: Final = 1.0
-"""Seconds between thumbnail updates (at most)."""
+"""Seconds between thumbnail and gallery updates (at most)."""
 
-_PublishFn = Callable[[Status | None, float | None, tuple[bytes, str] | None,
+_PublishFn = Callable[[Status | None, float | None, GalleryUpdate | None,
                        dict[str, Any] | None], bool]
-_ThumbnailFn = Callable[[int | None], tuple[int | None, tuple[bytes, str] | None]]
+_ThumbnailFn = Callable[[int | None], tuple[int | None, GalleryUpdate | None]]
 
 
 class Publisher:
@@ -40,7 +41,8 @@ class Publisher:
     - while the run is active, a heartbeat every ``heartbeat_interval`` s, with the snapshot;
     - after the run ends, the final snapshot again after 1, 2 and 4 s (a lost final message would
       otherwise leave only the browser's periodic pull to find the end);
-    - a thumbnail at most every ``THUMBNAIL_INTERVAL`` s, folded into the next message.
+    - the thumbnail and gallery at most every ``THUMBNAIL_INTERVAL`` s, folded into the next
+      message.
     """
 
     def __init__(

@@ -7,7 +7,8 @@
 // wheel build otherwise). See widget/README.md.
 //
 // Traits read (the browser never writes traits): status, heartbeat, kernel, pull_interval,
-// fast_pull_interval, command_timeout, disconnect_after, thumbnail, thumbnail_label, title.
+// fast_pull_interval, command_timeout, disconnect_after, thumbnail, thumbnail_label, gallery,
+// title.
 // Messages sent (model.send): {type:"command", command, id}, {type:"status_request", id}.
 // Messages received (msg:custom): {type:"ack"|"status"|"error"|"goodbye", ...}.
 // Kernel gone (see widget/README.md): the model's "comm_live_update" (ipywidgets marks every
@@ -28,6 +29,7 @@ import { progressView, currentView } from "./view/progress.js";
 import { nodesView } from "./view/nodes.js";
 import { dashboardView } from "./view/dashboard.js";
 import { thumbnailView } from "./view/thumbnail.js";
+import { galleryView } from "./view/gallery.js";
 import { errorView } from "./view/error.js";
 
 const RENDER_MIN_INTERVAL_MS = 100; // at most ~10 paints per second
@@ -61,6 +63,7 @@ function buildViews(doc, onClick) {
     dashboard: dashboardView(doc),
     nodes: nodesView(doc),
     thumbnail: thumbnailView(doc),
+    gallery: galleryView(doc),
     error: errorView(doc),
   };
   v.root = h(doc, "div", "chainlib-panel");
@@ -70,6 +73,7 @@ function buildViews(doc, onClick) {
   const body = add(v.root, h(doc, "div", "chainlib-body"));
   add(body, v.nodes.root);
   add(body, v.thumbnail.root);
+  add(v.root, v.gallery.root);
   add(v.root, v.error.root);
   return v;
 }
@@ -186,6 +190,7 @@ function render({ model, el }) {
   on("change:title", requestPaint);
   on("change:thumbnail", paintThumbnail);
   on("change:thumbnail_label", () => views.thumbnail.paintLabel(str(model.get("thumbnail_label"))));
+  on("change:gallery", () => views.gallery.paint(model.get("gallery")));
   on("msg:custom", (msg) => dispatch({ type: "message", msg }));
 
   // --- page
@@ -201,6 +206,7 @@ function render({ model, el }) {
   dispatch({ type: "snapshot", status: model.get("status") });
   dispatch({ type: "kernel", value: model.get("kernel") });
   paintThumbnail();
+  views.gallery.paint(model.get("gallery"));
   paint();
 
   return () => {
@@ -217,6 +223,7 @@ function render({ model, el }) {
     }
     views.buttons.dispose();
     views.thumbnail.dispose();
+    views.gallery.dispose();
     doc.removeEventListener("visibilitychange", onVisibility);
     win.removeEventListener("online", onOnline);
     views.root.remove();

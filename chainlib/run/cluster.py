@@ -25,13 +25,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..errors import RunStopped
+from .preview import pick
 from .seam import (
     ItemHost,
     ItemWork,
@@ -51,7 +49,6 @@ log = logging.getLogger("chainlib")
 POLL_S = 0.05
 TARGET_TASK_S = 0.5
 MAX_BATCH = 64
-PREVIEW_PX = 160
 
 
 @dataclass(frozen=True)
@@ -259,19 +256,10 @@ def _run_items(payload: ItemPayload, control: _RemoteControl,
             continue
         out.collected = result.collected
         out.outputs = result.outputs
-        out.preview = _preview(values, work.preview_keys)
+        out.preview = pick(values, work.preview_keys)
         outcomes.append(out)
     control.outcome = None
     return outcomes
-
-
-def _preview(values: Mapping[Key, Any], keys: tuple[Key, ...]) -> dict[Key, Any]:
-    for key in keys:
-        image = values.get(key)
-        if isinstance(image, np.ndarray) and image.ndim in (2, 3):
-            step = max(1, max(image.shape[:2]) // PREVIEW_PX)
-            return {key: np.ascontiguousarray(image[::step, ::step])}
-    return {}
 
 
 class ClusterExecutor:

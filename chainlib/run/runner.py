@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
-from ..chain.validate import compile_chain
+from ..chain.validate import Step, compile_chain
 from ..manifest import Manifest
 from .advice import RunnerAdvice, attach_cluster, dashboard_link  # hints, card, close(), cluster=
 from .control import Control
@@ -30,7 +30,7 @@ from .events import Event, Subscription
 from .guard import RunGuard, StartRefused, manifest_folder
 from .ledger import Ledger
 from .local import LocalThreads
-from .preview import PreviewBuffer
+from .preview import Key, Preview, PreviewBuffer
 from .seam import Executor
 from .states import ACTIVE_STATES, Command
 from .status import Ack, Status
@@ -81,12 +81,9 @@ class Runner(RunnerAdvice):
         self._output_folder = manifest_folder(self._plan, resume)
         self._guard = RunGuard(self._plan, max_memory=max_memory, overwrite=overwrite)
         self._start_lock = threading.Lock()
-        self._preview = PreviewBuffer(tuple(
-            (step.id, name)
-            for step in reversed((*filter(None, [self._plan.iterator]), *self._plan.item))
-            for name, tp in step.spec.outputs.items()
-            if type_name(tp) == "Image"
-        ))
+        iterator = tuple(filter(None, [self._plan.iterator]))
+        self._preview = PreviewBuffer(
+            keys=_image_keys((*iterator, *self._plan.item)), before=_image_keys(iterator))
         self._control = Control()
         self._ledger = Ledger(self._plan.steps, dashboard=dashboard_link(self.cluster))
         self._engine: Engine | None = None
@@ -291,7 +288,7 @@ class Runner(RunnerAdvice):
             return results[(node_id, name or "")]
 
     def enable_preview(self) -> None:
-        """Keep a reference to the newest finished item's image output (see :meth:`preview`)."""
+        """Keep the newest finished items' images, shrunk (see :meth:`preview`, :meth:`gallery`)."""
         self._preview.enable()
 
     def preview(self) -> tuple[int, str | None, Any] | None:
@@ -300,6 +297,11 @@ class Runner(RunnerAdvice):
         The counter grows with every new preview, so a consumer can tell whether it changed.
         """
         return self._preview.latest()
+
+    def gallery(self) -> tuple[Preview, ...]:
+        """The newest finished items' before / after images (shrunk), oldest first; empty
+        unless :meth:`enable_preview` was called."""
+        return self._preview.recent()
 
     def serve(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> ControlServer:
         """Start an HTTP control server for this run (page, /status, SSE /events, /commands)
@@ -310,3 +312,9 @@ class Runner(RunnerAdvice):
             raise ImportError(f"Runner.serve needs the serve extra: pip install "
                               f"'chainlib[serve]' ({exc})") from exc
         return serve(self, host, port, **options)
+
+
+def _image_keys(steps: tuple[Step, ...]) -> tuple[Key, ...]:
+    """The image outputs of ``steps``, the last step first."""
+    return tuple((step.id, name) for step in reversed(steps)
+                 for name, tp in step.spec.outputs.items() if type_name(tp) == "Image")

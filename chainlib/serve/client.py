@@ -250,6 +250,9 @@ class RemoteRun:
     def preview(self) -> None:
         return None
 
+    def gallery(self) -> tuple[()]:
+        return ()
+
     def close(self) -> None:
         """Stop following the run (the run itself goes on)."""
         self._closing.set()

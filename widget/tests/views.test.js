@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { makeDocument } from "./fakedom.js";
 import { nodesView, timeShares } from "../view/nodes.js";
 import { dashboardView, safeDashboardUrl } from "../view/dashboard.js";
+import { galleryView, MAX_TILES } from "../view/gallery.js";
 
 const node = (total_s, extra = {}) => ({ state: "done", count: 1, running: 0, total_s, mean_s: total_s, progress: null, ...extra });
 
@@ -47,4 +48,52 @@ test("dashboard link: only http(s) URLs, as an attribute and text, hidden otherw
   view.paint({ dashboard: "javascript:alert(1)" });
   assert.equal(view.root.hidden, true);
   assert.equal(link.hasAttribute("href"), false);
+});
+
+test("gallery: before -> after pairs from bytes, labels as text, old blob: URLs revoked", () => {
+  const made = [];
+  const revoked = [];
+  const { createObjectURL, revokeObjectURL } = URL;
+  URL.createObjectURL = (blob) => {
+    const url = `blob:test/${made.length}`;
+    made.push({ url, type: blob.type, size: blob.size });
+    return url;
+  };
+  URL.revokeObjectURL = (url) => revoked.push(url);
+  try {
+    const { doc } = makeDocument();
+    const view = galleryView(doc);
+    const jpeg = (n) => new DataView(new Uint8Array([0xff, 0xd8, 0xff, ...Array(n).fill(1)]).buffer);
+    view.paint([]);
+    assert.equal(view.root.hidden, true);
+    view.paint([
+      { label: "<img src=x onerror=alert(1)>.png", before: jpeg(3), after: jpeg(4) },
+      { label: "b.png", before: null, after: jpeg(5) },
+      { label: "no image", before: jpeg(1), after: null }, // nothing to show: left out
+      "junk",
+    ]);
+    assert.equal(view.root.hidden, false);
+    const items = view.root.all((e) => e.getAttribute("data-testid") === "gallery-item");
+    assert.equal(items.length, 2);
+    const imgs = (item, role) => item.all((e) => e.getAttribute("data-testid") === `gallery-${role}`);
+    assert.equal(imgs(items[0], "before").length, 1);
+    assert.equal(imgs(items[1], "before").length, 0); // the output alone
+    assert.equal(imgs(items[0], "after")[0].getAttribute("src"), made[0].url);
+    assert.equal(imgs(items[0], "before")[0].getAttribute("src"), made[1].url);
+    assert.deepEqual(made.map((m) => [m.type, m.size]), [["image/jpeg", 7], ["image/jpeg", 6], ["image/jpeg", 8]]);
+    const labels = view.root.all((e) => e.getAttribute("data-testid") === "gallery-label");
+    assert.deepEqual(labels.map((l) => l.textContent), ["<img src=x onerror=alert(1)>.png", "b.png"]);
+    assert.equal(doc.created.filter((e) => e.tagName === "IMG").length, 3); // the label made none
+    assert.deepEqual(revoked, []);
+    const first = made.map((m) => m.url);
+    view.paint([{ label: "c.png", after: jpeg(2) }]);
+    assert.deepEqual(revoked, first); // replaced images free their URLs
+    assert.equal(view.root.all((e) => e.getAttribute("data-testid") === "gallery-item").length, 1);
+    view.paint(Array.from({ length: 20 }, (_, i) => ({ label: `x${i}`, after: jpeg(1) })));
+    assert.equal(view.root.all((e) => e.getAttribute("data-testid") === "gallery-item").length, MAX_TILES);
+    view.dispose();
+    assert.equal(revoked.length, made.length); // every URL made is revoked in the end
+  } finally {
+    Object.assign(URL, { createObjectURL, revokeObjectURL });
+  }
 });

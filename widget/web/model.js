@@ -42,6 +42,7 @@ export function createModel(options) {
     title: String(options.title || ""),
     thumbnail: null,
     thumbnail_label: "",
+    gallery: [],
   };
   const listeners = new Map();
   let source = null;
