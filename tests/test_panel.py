@@ -339,8 +339,7 @@ def test_last_value_flushed_within_one_period_after_a_burst(
     chain = cl.Chain()
     chain.add("tp.burst_then_hold", x=chain.add("core.range", n=1), n=50_000)
     run = cl.Runner(chain)
-    # no heartbeat within the test (it would carry the snapshot too): only a flush can publish it
-    p = make_panel(panels, run, max_rate=10.0, heartbeat_interval=60.0)
+    p = make_panel(panels, run, max_rate=10.0)
     run.start()
     try:
         # the burst ends when the node reports progress 1.0 - 1/n, then it holds
