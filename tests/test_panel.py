@@ -346,8 +346,9 @@ def test_last_value_flushed_within_one_period_after_a_burst(
         wait_until(lambda: (run.status().nodes["burst_then_hold"].progress or 0) > 0.999, 30,
                    "burst")
         truth = run.status()
-        # Nothing changes after the burst: only the coalescer's own flush can publish the last
-        # value (how soon, one period, is B3's figure; a timed assert here only measured load).
+        # Nothing changes after the burst: the last value must still go out (the coalescer's
+        # flush or the heartbeat; how soon is B3's figure, a timed assert here measured load).
+        # Known gap: with the heartbeat off, one CI run saw no flush within 2 s: to investigate.
         wait_until(lambda: (last_published(wire) or {}).get("seq") == truth.seq, 2,
                    "last value flushed")
         assert p.status == truth.to_dict(max_failures=20)
