@@ -120,12 +120,14 @@ def spin(ctx: cl.Context, x: int, n: int = 100_000) -> int:
 
 
 _burst_hold = threading.Event()
+_burst_done = threading.Event()
 
 
 @cl.node("tp.burst_then_hold")
 def burst_then_hold(ctx: cl.Context, x: int, n: int = 20_000) -> int:
     for i in range(n):
         ctx.progress(i / n)
+    _burst_done.set()  # after the last progress report: from here on nothing changes
     while not _burst_hold.is_set():
         ctx.checkpoint()
         time.sleep(0.002)
@@ -336,21 +338,23 @@ def test_last_value_flushed_within_one_period_after_a_burst(
     wire: Wire, panels: list[ControlPanel]
 ) -> None:
     _burst_hold.clear()
+    _burst_done.clear()
     chain = cl.Chain()
     chain.add("tp.burst_then_hold", x=chain.add("core.range", n=1), n=50_000)
     run = cl.Runner(chain)
-    p = make_panel(panels, run, max_rate=10.0)
+    # no heartbeat within the test (it would carry the snapshot too): only a flush can publish it
+    p = make_panel(panels, run, max_rate=10.0, heartbeat_interval=60.0)
     run.start()
     try:
-        # the burst ends when the node reports progress 1.0 - 1/n, then it holds
-        wait_until(lambda: (run.status().nodes["burst_then_hold"].progress or 0) > 0.999, 30,
-                   "burst")
+        # Wait for the node's own signal, not for "progress > 0.999": that predicate held ~50
+        # reports before the end of the burst, so `truth` was stale and could never be published.
+        assert _burst_done.wait(30), "burst"
         truth = run.status()
-        # Nothing changes after the burst: the last value must still go out (the coalescer's
-        # flush or the heartbeat; how soon is B3's figure, a timed assert here measured load).
-        # Known gap: with the heartbeat off, one CI run saw no flush within 2 s: to investigate.
+        # Nothing changes after the burst: the last value must still go out through the
+        # coalescer's flush (how soon is B3's figure; a timed assert here would measure load).
         wait_until(lambda: (last_published(wire) or {}).get("seq") == truth.seq, 2,
                    "last value flushed")
+        assert run.status().seq == truth.seq, "the run changed after the burst"
         assert p.status == truth.to_dict(max_failures=20)
     finally:
         _burst_hold.set()
