@@ -20,12 +20,12 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ChainError
-from .graph import Graph, NodeInstance, OutputRef, check_node_id, paused_gc
+from .graph import ID_RE, INVALID_ID, Graph, NodeInstance, OutputRef, paused_gc
 
 FORMAT = "chainlib.chain"
 VERSION = 1
@@ -93,10 +93,6 @@ def check_depth(value: Any, *, node: str, input: str, where: str | None = None) 
                          input=input, where=where)
 
 
-def _is_mapping(value: Any) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)  # exact dict first: no ABC check
-
-
 def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInstance]]:
     """A chain file's content as ``(name, nodes)``; errors name the JSON path."""
     def fail(where: str, message: str, **kw: Any) -> ChainError:
@@ -118,25 +114,25 @@ def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInst
     if not isinstance(nodes, list):
         raise fail("$.nodes", "expected a list of nodes")
     parsed_nodes: dict[str, NodeInstance] = {}
+    # this loop runs once per node (B8): JSON paths are formatted only for an error, exact dicts
+    # are recognised before any ABC check, and the id pattern is matched inline
+    id_ok = ID_RE.match
     for i, raw in enumerate(nodes):
-        # JSON paths are formatted only for an error: this loop runs once per node (B8)
-        if not _is_mapping(raw):
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             raise fail(f"$.nodes[{i}]", "expected a node object")
         nid, ntype, inputs = raw.get("id"), raw.get("type"), raw.get("inputs", {})
         if not isinstance(nid, str) or not nid:
             raise fail(f"$.nodes[{i}].id", "expected a non-empty string node id")
         if not isinstance(ntype, str) or not ntype:
             raise fail(f"$.nodes[{i}].type", "expected a node type id string", node=nid)
-        if not _is_mapping(inputs):
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):
             raise fail(f"$.nodes[{i}].inputs", "expected an object of inputs", node=nid)
         if nid in parsed_nodes:
             raise fail(f"$.nodes[{i}].id", "duplicate node id", node=nid)
         parsed: dict[str, Any] = {}
         for key, spec in inputs.items():
-            if not _is_mapping(spec) or len(spec) != 1 or ("value" not in spec
-                                                           and "link" not in spec):
-                raise fail(f"$.nodes[{i}].inputs.{key}", 'expected {"value": ...} or {"link": '
-                           '{"node": ..., "output": ...}}', node=nid, input=key)
+            if (type(spec) is not dict and not isinstance(spec, Mapping)) or len(spec) != 1:
+                raise _bad_input(fail, i, key, nid)
             if "value" in spec:
                 value = spec["value"]
                 if isinstance(value, (list, dict)):
@@ -144,18 +140,30 @@ def parse(data: Any, *, source: str = "<dict>") -> tuple[str, dict[str, NodeInst
                                 where=f"{source}:$.nodes[{i}].inputs.{key}")
                 parsed[key] = value
                 continue
+            if "link" not in spec:
+                raise _bad_input(fail, i, key, nid)
             link = spec["link"]
-            if (not _is_mapping(link) or not isinstance(link.get("node"), str)
-                    or not isinstance(link.get("output", ""), str)):
-                raise fail(f"$.nodes[{i}].inputs.{key}.link",
-                           'expected {"node": ID, "output": NAME}', node=nid, input=key)
-            parsed[key] = OutputRef(link["node"], link.get("output"))
-        try:
-            check_node_id(nid)
-        except ChainError as exc:
-            raise fail(f"$.nodes[{i}].id", exc.message, node=nid) from None
+            if type(link) is not dict and not isinstance(link, Mapping):
+                raise _bad_link(fail, i, key, nid)
+            target, output = link.get("node"), link.get("output")
+            if not isinstance(target, str) or (not isinstance(output, str) if output is not None
+                                               else "output" in link):  # null is no name
+                raise _bad_link(fail, i, key, nid)
+            parsed[key] = OutputRef(target, output)
+        if not id_ok(nid):
+            raise fail(f"$.nodes[{i}].id", INVALID_ID, node=nid)
         parsed_nodes[nid] = NodeInstance(nid, ntype, parsed)
     return name, parsed_nodes
+
+
+def _bad_input(fail: Callable[..., ChainError], i: int, key: str, nid: str) -> ChainError:
+    return fail(f"$.nodes[{i}].inputs.{key}", 'expected {"value": ...} or {"link": '
+                '{"node": ..., "output": ...}}', node=nid, input=key)
+
+
+def _bad_link(fail: Callable[..., ChainError], i: int, key: str, nid: str) -> ChainError:
+    return fail(f"$.nodes[{i}].inputs.{key}.link", 'expected {"node": ID, "output": NAME}',
+                node=nid, input=key)
 
 
 def save(chain: Graph, path: str | Path) -> None:

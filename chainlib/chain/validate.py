@@ -11,19 +11,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..api.registry import NodeSpec, get
 from ..api.types import accepts_value, connectable, non_finite, ranges_of, type_name
 from ..errors import ChainError
 from .files import check_depth
-from .graph import Graph, OutputRef, paused_gc
+from .graph import Graph, NodeInstance, OutputRef, paused_gc
 
 Phase = Literal["pre", "item", "post"]
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):
+    """A resolved link: output ``output`` of node ``node``. A named tuple, so that a step's
+    ``link_keys`` are its links as they are (one object per link, B8)."""
+
     node: str
     output: str
 
@@ -43,8 +45,7 @@ class Step:
         self.phase = phase
         self.constants = constants
         self.links = links
-        self.link_keys: tuple[tuple[str, tuple[str, str]], ...] = tuple(
-            [(name, (lk.node, lk.output)) for name, lk in links.items()])
+        self.link_keys: tuple[tuple[str, tuple[str, str]], ...] = tuple(links.items())
         """``(input, (node, output))`` pairs: where each linked input's value is found."""
 
     def __repr__(self) -> str:
@@ -71,83 +72,103 @@ class Plan:
 def compile_chain(chain: Graph) -> Plan:
     """Validate ``chain`` into its execution plan; raise :class:`ChainError` naming the node.
 
-    Linear in the size of the chain (benchmark B8)."""
+    Linear in the size of the chain (benchmark B8): one pass over the nodes in the chain's own
+    order when every link points back to an earlier node (every chain built with ``add`` and
+    every file ``save`` writes), else one pass in the order of a topological sort.
+    """
     with paused_gc():
-        return _compile(chain)
+        try:
+            return _compile(chain, chain.nodes)
+        except _OutOfOrder:
+            pass
+        order = _toposort(chain)
+        return _compile(chain, {nid: chain.nodes[nid] for nid in order})
 
 
-def _compile(chain: Graph) -> Plan:
-    specs: dict[str, NodeSpec] = {}
+class _OutOfOrder(Exception):
+    """A node links to a later one: the chain's own order is not a topological order."""
+
+
+def _compile(chain: Graph, nodes: Mapping[str, NodeInstance]) -> Plan:
+    """The plan, checking each node once its sources are checked (``nodes`` in an order where
+    sources come first, else :class:`_OutOfOrder`). Checks per node, in this order: its type,
+    its inputs' names and links, required inputs, its phase, link types, constants, its own
+    check."""
     by_type: dict[str, NodeSpec | None] = {}
-    for nid, inst in chain.nodes.items():
-        spec = by_type[inst.type] if inst.type in by_type else by_type.setdefault(
-            inst.type, get(inst.type))
-        if spec is None:
-            raise ChainError(f"unknown node type {inst.type!r}", node=nid)
-        specs[nid] = spec
-
-    links: dict[str, dict[str, Link]] = {}
-    constants: dict[str, dict[str, Any]] = {}
-    defaults = {id(sp): sp.default_output for sp in by_type.values() if sp is not None}
-    for nid, inst in chain.nodes.items():
-        spec = specs[nid]
-        links[nid] = node_links = {}
-        constants[nid] = node_constants = {}
-        for name, value in inst.inputs.items():
-            if name not in spec.inputs:
-                known = ", ".join(spec.inputs) or "none"
-                raise ChainError(
-                    f"unknown input for {spec.id} (inputs: {known})", node=nid, input=name
-                )
-            if isinstance(value, OutputRef):
-                src = specs.get(value.node)
-                output = value.output if value.output is not None else (
-                    defaults[id(src)] if src is not None else None)
-                if src is None or output is None or output not in src.outputs:
-                    node_links[name] = _resolve_link(nid, name, value, chain, specs)  # raises
-                else:
-                    node_links[name] = Link(value.node, output)
-            else:
-                node_constants[name] = value
-        if len(inst.inputs) < len(spec.inputs):
-            for name, inp in spec.inputs.items():
-                if inp.required and name not in inst.inputs:
-                    raise ChainError(f"missing required input of type {type_name(inp.type)}",
-                                     node=nid, input=name)
-
-    order = _toposort(chain, links)
-    phases = _phases(order, specs, links)
-
-    # one pass in topological order: types, the node's own checks, its step (B8)
+    defaults: dict[str, str | None] = {}  # default_output per node type
     fits: dict[tuple[int, int], bool] = {}  # connectable() per (output type, input type)
-    checked: set[str] = set()
+    checked: set[str] = set()  # node types whose packages were looked up
     steps: dict[str, Step] = {}
     buckets: dict[str, list[Step]] = {"pre": [], "item": [], "post": [], "iterator": [],
                                       "collector": []}
-    for nid in order:
-        spec = specs[nid]
-        node_constants, node_links = constants[nid], links[nid]
-        if node_constants:
-            _check_constants(nid, spec, node_constants)
-        for name, link in node_links.items():
-            out_type = specs[link.node].outputs[link.output]
-            in_type = spec.inputs[name].type
-            if spec.kind == "collector" and name == spec.collect:
+    iterator: list[str] = []
+    for nid, inst in nodes.items():
+        ntype = inst.type
+        spec = by_type.get(ntype)
+        if spec is None:
+            spec = by_type[ntype] = get(ntype)
+            if spec is None:
+                raise ChainError(f"unknown node type {ntype!r}", node=nid)
+            defaults[ntype] = spec.default_output
+        spec_inputs = spec.inputs
+        node_links: dict[str, Link] = {}
+        node_constants: dict[str, Any] = {}
+        phase: Phase = "pre"
+        mixed = False  # sources in two phases other than "pre"
+        mismatch: ChainError | None = None  # the first link of the wrong type
+        kind = spec.kind
+        for name, value in inst.inputs.items():
+            if name not in spec_inputs:
+                known = ", ".join(spec_inputs) or "none"
+                raise ChainError(f"unknown input for {spec.id} (inputs: {known})",
+                                 node=nid, input=name)
+            if value.__class__ is not OutputRef:
+                node_constants[name] = value
+                continue
+            src = steps.get(value.node)
+            if src is None:
+                if value.node in chain.nodes:
+                    raise _OutOfOrder  # never in a topological order
+                raise ChainError(f"linked to unknown node {value.node!r}", node=nid, input=name)
+            src_spec = src.spec
+            output = value.output
+            if output is None:
+                output = defaults[src_spec.id]
+            if output is None or output not in src_spec.outputs:
+                output = _resolve_output(nid, name, value, src_spec)  # raises unless resolved
+            node_links[name] = Link(value.node, output)
+            out_type = src_spec.outputs[output]
+            in_type = spec_inputs[name].type
+            if kind == "collector" and name == spec.collect:
                 in_type = spec.item_type
             fit = fits.get((id(out_type), id(in_type)))
             if fit is None:
                 fit = fits[(id(out_type), id(in_type))] = connectable(out_type, in_type)
-            if not fit:
-                raise ChainError(
-                    f"type mismatch: {link.node}.{link.output} gives {type_name(out_type)}, "
+            if not fit and mismatch is None:
+                mismatch = ChainError(
+                    f"type mismatch: {value.node}.{output} gives {type_name(out_type)}, "
                     f"input expects {type_name(in_type)}",
                     node=nid, input=name,
                 )
+            src_phase = src.phase
+            if src_phase != phase and src_phase != "pre":
+                mixed = mixed or phase != "pre"
+                phase = src_phase
+        if len(inst.inputs) < len(spec_inputs):
+            for name, inp in spec_inputs.items():
+                if inp.required and name not in inst.inputs:
+                    raise ChainError(f"missing required input of type {type_name(inp.type)}",
+                                     node=nid, input=name)
+        if kind != "node" or mixed:
+            phase = _special_phase(nid, spec, node_links, steps, iterator)
+        if mismatch is not None:
+            raise mismatch  # after the errors above, which say more about the node
+        if node_constants:
+            _check_constants(nid, spec, node_constants)
         if spec.check is not None or spec.id not in checked:
             _check_node(nid, spec, node_constants, checked)
-        steps[nid] = step = Step(nid, spec, phases[nid], node_constants, node_links)
-        kind = spec.kind
-        buckets[kind if kind != "node" else step.phase].append(step)
+        steps[nid] = step = Step(nid, spec, phase, node_constants, node_links)
+        buckets[kind if kind != "node" else phase].append(step)
     iterators = buckets["iterator"]
     return Plan(
         steps=steps,
@@ -230,12 +251,8 @@ def _check_node(nid: str, spec: NodeSpec, constants: Mapping[str, Any],
         raise ChainError(str(exc), node=nid) from None
 
 
-def _resolve_link(
-    nid: str, name: str, ref: OutputRef, chain: Graph, specs: Mapping[str, NodeSpec]
-) -> Link:
-    if ref.node not in chain.nodes:
-        raise ChainError(f"linked to unknown node {ref.node!r}", node=nid, input=name)
-    src = specs[ref.node]
+def _resolve_output(nid: str, name: str, ref: OutputRef, src: NodeSpec) -> str:
+    """The output ``ref`` names on its source node (``src``), or a ``ChainError``."""
     if ref.output is None:
         if src.default_output is None:
             outs = ", ".join(src.outputs) or "none"
@@ -243,32 +260,33 @@ def _resolve_link(
                 f"{ref.node} has {len(src.outputs)} outputs ({outs}); name one: {ref.node}[...]",
                 node=nid, input=name,
             )
-        return Link(ref.node, src.default_output)
+        return src.default_output
     if ref.output not in src.outputs:
         outs = ", ".join(src.outputs) or "none"
         raise ChainError(f"{ref.node} has no output {ref.output!r} (outputs: {outs})",
                          node=nid, input=name)
-    return Link(ref.node, ref.output)
+    return ref.output
 
 
-def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str]:
-    indegree = {nid: 0 for nid in chain.nodes}
+def _toposort(chain: Graph) -> list[str]:
+    """The node ids in an order where every node comes after the nodes it links to (Kahn's
+    algorithm, ties in the chain's own order); ``ChainError`` for a cycle or an unknown node."""
+    nodes = chain.nodes
+    indegree = dict.fromkeys(nodes, 0)
     users: dict[str, list[str]] = {}  # only nodes that have users: no list per leaf
-    for nid, ls in links.items():
-        if not ls:
-            continue
-        sources = [lk.node for lk in ls.values()]
-        if len(sources) > 1:
-            sources = list(dict.fromkeys(sources))  # one edge per source, in a stable order
+    for nid, inst in nodes.items():
+        sources: dict[str, None] = {}  # one edge per source, in a stable order
+        for name, value in inst.inputs.items():
+            if value.__class__ is OutputRef:
+                if value.node not in nodes:
+                    raise ChainError(f"linked to unknown node {value.node!r}", node=nid,
+                                     input=name)
+                sources[value.node] = None
         indegree[nid] = len(sources)
         for src in sources:
-            found = users.get(src)
-            if found is None:
-                users[src] = [nid]
-            else:
-                found.append(nid)
+            users.setdefault(src, []).append(nid)
     # a deque: popping the front of a list made this quadratic (issue 10)
-    ready = deque(nid for nid in chain.nodes if indegree[nid] == 0)  # insertion order is stable
+    ready = deque(nid for nid, d in indegree.items() if d == 0)
     order: list[str] = []
     while ready:
         nid = ready.popleft()
@@ -277,55 +295,39 @@ def _toposort(chain: Graph, links: Mapping[str, Mapping[str, Link]]) -> list[str
             indegree[user] -= 1
             if indegree[user] == 0:
                 ready.append(user)
-    if len(order) != len(chain.nodes):
+    if len(order) != len(nodes):
         stuck = sorted(nid for nid, d in indegree.items() if d > 0)
         raise ChainError(f"cycle through {', '.join(stuck)}", node=stuck[0])
     return order
 
 
-def _phases(
-    order: list[str], specs: Mapping[str, NodeSpec], links: Mapping[str, Mapping[str, Link]]
-) -> dict[str, Phase]:
-    phases: dict[str, Phase] = {}
-    iterator: str | None = None
-    for nid in order:
-        spec = specs[nid]
-        if spec.kind == "node":  # the common case, kept cheap (B8)
-            phase: Phase = "pre"
-            mixed = False
-            for lk in links[nid].values():
-                src = phases[lk.node]
-                if src != phase and src != "pre":
-                    mixed = phase != "pre"
-                    phase = src
-            if not mixed:
-                phases[nid] = phase
-                continue
-        src_phases = {name: phases[lk.node] for name, lk in links[nid].items()}
-        if spec.kind == "iterator":
-            if iterator is not None:
-                raise ChainError(f"a chain may have one iterator; {iterator!r} is already one",
-                                 node=nid)
-            for name, ph in src_phases.items():
-                if ph != "pre":
-                    raise ChainError("an iterator's inputs must not depend on items",
-                                     node=nid, input=name)
-            iterator = nid
-            phases[nid] = "item"
-        elif spec.kind == "collector":
-            for name, ph in src_phases.items():
-                if name == spec.collect and ph != "item":
-                    raise ChainError("a collector's collected input must come from per-item "
-                                     "nodes (downstream of an iterator)", node=nid, input=name)
-                if name != spec.collect and ph != "pre":
-                    raise ChainError("a collector's other inputs must not depend on items",
-                                     node=nid, input=name)
-            phases[nid] = "post"
-        else:
-            kinds = set(src_phases.values())
-            if {"item", "post"} <= kinds:
-                bad = next(n for n, p in src_phases.items() if p == "item")
-                raise ChainError("mixes per-item values with collected results; "
-                                 "collect the per-item value first", node=nid, input=bad)
-            phases[nid] = "item" if "item" in kinds else "post" if "post" in kinds else "pre"
-    return phases
+def _special_phase(nid: str, spec: NodeSpec, links: Mapping[str, Link],
+                   steps: Mapping[str, Step], iterator: list[str]) -> Phase:
+    """The phase of an iterator, a collector, or a node whose sources are in two phases (the
+    rules in the module docstring); ``iterator`` holds the chain's iterator once found."""
+    src_phases = {name: steps[lk.node].phase for name, lk in links.items()}
+    if spec.kind == "iterator":
+        if iterator:
+            raise ChainError(f"a chain may have one iterator; {iterator[0]!r} is already one",
+                             node=nid)
+        for name, ph in src_phases.items():
+            if ph != "pre":
+                raise ChainError("an iterator's inputs must not depend on items",
+                                 node=nid, input=name)
+        iterator.append(nid)
+        return "item"
+    if spec.kind == "collector":
+        for name, ph in src_phases.items():
+            if name == spec.collect and ph != "item":
+                raise ChainError("a collector's collected input must come from per-item "
+                                 "nodes (downstream of an iterator)", node=nid, input=name)
+            if name != spec.collect and ph != "pre":
+                raise ChainError("a collector's other inputs must not depend on items",
+                                 node=nid, input=name)
+        return "post"
+    kinds = set(src_phases.values())
+    if {"item", "post"} <= kinds:
+        bad = next(n for n, p in src_phases.items() if p == "item")
+        raise ChainError("mixes per-item values with collected results; "
+                         "collect the per-item value first", node=nid, input=bad)
+    return "item" if "item" in kinds else "post" if "post" in kinds else "pre"
