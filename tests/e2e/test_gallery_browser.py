@@ -33,7 +33,7 @@ DOCS_MAX_BYTES = 300 * 1024
 HOSTILE = "zz <b>x<b> <img src=x onerror=alert(7)>.png"
 SAMPLES = ("clouds.jpg", "color_bars.png", "gradient.png", "more/mandelbrot.png", "palette.png",
            "plasma.jpg", "radial.png", "shapes.png", "more/terrain.jpg", "text.png")
-SLOW_S = 0.5  # seconds per item in the slow node: the run lasts a few seconds
+SLOW_S = 0.8  # seconds per item in the slow node: the run lasts several seconds
 GALLERY_MAX = 4
 
 IMAGE_CHAIN = '''
