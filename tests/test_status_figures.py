@@ -143,3 +143,36 @@ def test_a_failed_run_names_the_failed_node_and_the_rest(slow: Slow) -> None:
     assert s.not_run == 7 and s.rate is None and s.eta is None
     assert states(s) == {"range": "stopped", "picky": "failed", "collect": "not_run"}
 
+
+
+def test_an_iterator_running_past_its_length_is_not_done() -> None:
+    """The iterator is per-item: it runs until it is exhausted, even when its ``length`` said
+    fewer items (then ``total`` is corrected at the end), never ``done`` while items still come."""
+    inside = threading.Event()
+    release = threading.Event()
+
+    @cl.iterator("fig.short_length", length=lambda n: 3)
+    def short_length(n: int) -> Iterator[int]:
+        yield from range(n)
+
+    @cl.node("fig.hold")
+    def hold(x: int) -> int:
+        if x == 4:
+            inside.set()
+            assert release.wait(10)
+        return x
+
+    chain = cl.Chain()
+    chain.add("fig.hold", x=chain.add("fig.short_length", n=6))
+    run = cl.Runner(chain)
+    run.start()
+    try:
+        assert inside.wait(10)
+        s = run.status()
+        assert s.state == "running" and (s.done, s.total) == (4, 3)  # past the stated length
+        assert states(s) == {"short_length": "running", "hold": "running"}
+    finally:
+        release.set()
+    final = run.wait(10)
+    assert final.state == "completed" and (final.done, final.total) == (6, 6)
+    assert states(final) == {"short_length": "done", "hold": "done"}

@@ -88,6 +88,7 @@ class Engine:
         self._parked_s = threading.local()
         """Per thread: seconds the node executing on it spent parked at checkpoints."""
         self._ever_parked = False  # keeps the per-node hot path free of _parked_s until a park
+        ledger.iterator = plan.iterator.id if plan.iterator is not None else None
         ledger.per_item = frozenset(
             [*([plan.iterator.id] if plan.iterator is not None else []),
              *(step.id for step in plan.item)])

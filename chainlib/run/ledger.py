@@ -34,6 +34,8 @@ class Ledger:
         self.per_item: frozenset[str] = frozenset()
         """The iterator and the nodes after it, which run once per item (set by the engine);
         every other node runs once per run."""
+        self.iterator: str | None = None
+        """The iterator's node id (set by the engine); None in a chain without one."""
         self.failures: list[Failure] = []
         self.error: ErrorInfo | None = None
         self._snapshot: Status | None = None
@@ -69,7 +71,7 @@ class Ledger:
             rate = finished / active
             if self.total is not None:
                 eta = max(0, self.total - finished) / rate
-        items_over = self.total is not None and finished >= self.total
+        items_over = self._items_over()
         nodes = {
             nid: NodeStatus(
                 self._node_state(nid, state, items_over),
@@ -105,6 +107,18 @@ class Ledger:
         )
         self._snapshot = snap
         return snap
+
+    def _items_over(self) -> bool:
+        """Every item of the run is counted (done or failed), so no per-item node will run again.
+
+        Not while the iterator has given more items than its ``length`` said: the length was
+        wrong, more items may come, and the engine corrects ``total`` once the iterator is
+        exhausted (until then the iterator and the nodes after it are still running).
+        """
+        total = self.total
+        if total is None or self.done + self.failed < total:
+            return False
+        return self.iterator is None or self.count[self.iterator] <= total
 
     def _node_state(self, nid: str, state: RunState, items_over: bool) -> NodeState:
         """The state of node ``nid`` while the run is ``state`` (the rules: ``status.NodeState``).

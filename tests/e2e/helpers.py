@@ -69,13 +69,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
 
 # ---------------------------------------------------------------------- test notebooks
 
-SETUP = '''
+IMPORTS = '''
 import json, os, threading, time
 from typing import Iterator
 
 import chainlib as cl
 from chainlib.panel import ControlPanel, FaultInjection
+'''
 
+CHAIN = '''
 LABELS = {labels!r}
 
 
@@ -101,7 +103,9 @@ chain = cl.Chain({title!r})
 items = chain.add("e2e.items", n={n})
 chain.add("e2e.slow", x=items, steps={steps}, delay={delay}, fail_at={fail_at}, message={message!r})
 run = cl.Runner(chain, workers={workers}, on_error={on_error!r})
+'''
 
+STATUS_DUMP = '''
 STATUS_FILE = {status_file!r}
 
 
@@ -131,11 +135,16 @@ def build_notebook(*, status_file: Path, title: str = "e2e", n: int = 200, steps
                    fail_at: int = -1, message: str = "", labels: dict[int, str] | None = None,
                    pull_interval: float = 5.0, faults: tuple[float, float] | None = None,
                    views: int = 1, autostart: bool = False,
-                   after: tuple[str, ...] = ()) -> nbformat.NotebookNode:
-    """The test notebook; ``after``: cells that run once "cells done" is printed."""
-    setup = SETUP.format(labels=labels or {}, title=title, n=n, steps=steps, delay=delay,
-                         fail_at=fail_at, message=message, workers=workers, on_error=on_error,
-                         status_file=str(status_file))
+                   after: tuple[str, ...] = (), chain: str | None = None) -> nbformat.NotebookNode:
+    """The test notebook; ``after``: cells that run once "cells done" is printed; ``chain``:
+    code that defines ``run`` (a Runner), instead of the default chain of ``e2e.items`` ->
+    ``e2e.slow`` built from the other options."""
+    if chain is None:
+        chain = CHAIN.format(labels=labels or {}, title=title, n=n, steps=steps, delay=delay,
+                             fail_at=fail_at, message=message, workers=workers,
+                             on_error=on_error)
+    setup = "\n".join([IMPORTS, textwrap.dedent(chain), STATUS_DUMP.format(
+        status_file=str(status_file))])
     fault = ("None" if faults is None else
              f"FaultInjection(drop_updates={faults[0]}, drop_acks={faults[1]}, seed=1)")
     panel = f"panel = ControlPanel(run, pull_interval={pull_interval}, fault_injection={fault})"

@@ -24,9 +24,16 @@ test("the node table draws a share bar per node, widest for the slowest", () => 
   assert.deepEqual(fills, ["25.0%", "75.0%"]);
   assert.deepEqual(texts, ["25%", "75%"]);
   assert.equal(rows[1].getAttribute("data-slowest"), "true");
+  // each bar is a meter named after its node (the name and the value for assistive tech)
+  const bars = rows.map((r) => r.all((e) => e.getAttribute("data-testid") === "timebar")[0]);
+  assert.deepEqual(bars.map((b) => b.getAttribute("role")), ["meter", "meter"]);
+  assert.deepEqual(bars.map((b) => b.getAttribute("aria-label")),
+    ["load: 25% of the time spent in nodes", "<b>slow</b>: 75% of the time spent in nodes"]);
+  assert.deepEqual(bars.map((b) => b.getAttribute("aria-valuenow")), ["25", "75"]);
   assert.equal(doc.created.filter((e) => e.tagName === "B").length, 0); // node ids are text
   view.paint({ nodes: { load: node(2), "<b>slow</b>": node(2) } }, { inFlight: "none" });
   assert.deepEqual(rows.map((r) => r.all((e) => e.className === "chainlib-timebar-fill")[0].style.width), ["50.0%", "50.0%"]);
+  assert.deepEqual(bars.map((b) => b.getAttribute("aria-valuenow")), ["50", "50"]);
 });
 
 test("dashboard link: only http(s) URLs, as an attribute and text, hidden otherwise", () => {

@@ -8,6 +8,8 @@ export const MAX_TILES = 8; // the kernel sends 4; more from a misbehaving kerne
 
 export function galleryView(doc) {
   const root = h(doc, "div", "chainlib-gallery", "gallery");
+  root.setAttribute("role", "region");
+  root.setAttribute("aria-label", "newest outputs");
   root.hidden = true;
   let urls = [];
 
