@@ -29,26 +29,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import paced  # noqa: F401  (registers bench.paced; benchmarks/ is the script's folder)
+
 import chainlib as cl
 from chainlib.serve import ServeFaults, serve
 from chainlib.serve.client import _iter_sse
-
-
-@cl.node("bench.paced")
-def bench_paced(ctx: cl.Context, x: int, rate: float = 100_000, seconds: float = 10.0) -> int:
-    """Emit about ``rate`` progress events a second for ``seconds`` s."""
-    t0 = time.monotonic()
-    n = 0
-    while True:
-        elapsed = time.monotonic() - t0
-        if elapsed >= seconds:
-            return x
-        target = int(rate * elapsed) + 1000
-        while n < target:
-            ctx.progress((n % 1000) / 1000)
-            n += 1
-        if n > rate * (time.monotonic() - t0):
-            time.sleep(0.001)
 
 
 @cl.node("bench.checkpointing")

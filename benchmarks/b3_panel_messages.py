@@ -22,24 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.kernel_harness import KernelHarness
 
-PACED_NODE = r'''
-@cl.node("bench.paced")
-def bench_paced(ctx: cl.Context, x: int, rate: float = 100_000, seconds: float = 10.0) -> int:
-    """Emit about `rate` progress events a second for `seconds` s."""
-    t0 = time.monotonic()
-    n = 0
-    while True:
-        elapsed = time.monotonic() - t0
-        if elapsed >= seconds:
-            return x
-        target = int(rate * elapsed) + 1000
-        while n < target:
-            ctx.progress((n % 1000) / 1000)
-            n += 1
-        if n > rate * (time.monotonic() - t0):
-            time.sleep(0.001)
-'''
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,7 +32,8 @@ def main() -> None:
     h = KernelHarness()
     h.start()
     try:
-        h.execute(PACED_NODE)
+        h.execute(f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                  "import paced  # registers bench.paced")
         h.execute("bench_chain = cl.Chain('b3')\n"
                   "bench_chain.add('bench.paced', x=bench_chain.add('core.range', n=1), "
                   f"rate={args.rate}, seconds={args.seconds})\n"
