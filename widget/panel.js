@@ -49,6 +49,7 @@ function readConfig(model) {
     fastPullInterval: num(model.get("fast_pull_interval")),
     commandTimeout: num(model.get("command_timeout")),
     disconnectAfter: num(model.get("disconnect_after")),
+    backend: model.get("backend"), // only the web page's model has it ("server")
   };
 }
 

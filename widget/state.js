@@ -137,7 +137,7 @@ import {
 } from "./machine/base.js";
 import { adopt, settles } from "./machine/ordering.js";
 import { advance, busyNotice, busyNoticeAt } from "./machine/timers.js";
-import { ENDED_HEAD, endedText } from "./machine/notices.js";
+import { ENDED_HEAD, endedText, stopQueuedText } from "./machine/notices.js";
 
 /** What a JupyterLab kernel status means for this panel: "restarted" | "shut down" | null. */
 export function kernelGone(status) {
@@ -246,7 +246,7 @@ function onClick(d, button) {
     // only stop is enabled here
     const id = sendCommand(d, "stop");
     d.queued = { command: "stop", id, since: d.now };
-    setNotice(d, "info", "Stop queued — will be delivered when the kernel answers", "connection");
+    setNotice(d, "info", stopQueuedText(d.config.backend), "connection");
     return;
   }
   const id = sendCommand(d, command);

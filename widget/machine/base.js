@@ -71,6 +71,9 @@ export function normalizeConfig(config) {
     fastPullInterval: posNumber(c.fastPullInterval, DEFAULT_CONFIG.fastPullInterval),
     commandTimeout: posNumber(c.commandTimeout, DEFAULT_CONFIG.commandTimeout),
     disconnectAfter: posNumber(c.disconnectAfter, DEFAULT_CONFIG.disconnectAfter),
+    // what answers this view: a Jupyter kernel (the notebook panel) or chainlib's control server
+    // (the plain web page); only the wording of notices differs
+    backend: c.backend === "server" ? "server" : "kernel",
   });
 }
 

@@ -13,15 +13,24 @@ export function busyText(command) {
     "that cell ends. The kernel's Interrupt (■) stops the run now.";
 }
 
-export function timeoutText(pending, timeout) {
+/** `backend`: "kernel" | "server" (the config's), the noun of every notice about it. */
+export function timeoutText(pending, timeout, backend = "kernel") {
   const label = LABEL[pending.command];
   return pending.accepted
-    ? `${label} accepted, but the kernel has not reported the new state within ${timeout} s — showing the last known state`
-    : `${label} not confirmed within ${timeout} s — showing the kernel's last known state`;
+    ? `${label} accepted, but the ${backend} has not reported the new state within ${timeout} s — showing the last known state`
+    : `${label} not confirmed within ${timeout} s — showing the ${backend}'s last known state`;
 }
 
-export const DEAF_TEXT = "The kernel sends updates but does not answer this panel's requests — " +
-  "reload the page (if it persists, set Settings → Kernel → comms over subshells to disabled)";
+export function deafText(backend = "kernel") {
+  return backend === "server"
+    ? "The server sends updates but does not answer this page's requests — reload the page"
+    : "The kernel sends updates but does not answer this panel's requests — reload the page " +
+      "(if it persists, set Settings → Kernel → comms over subshells to disabled)";
+}
+
+export function stopQueuedText(backend = "kernel") {
+  return `Stop queued — will be delivered when the ${backend} answers`;
+}
 
 /** `snap`: the newest snapshot (or null); `cause`: a key of ENDED_HEAD. */
 export function endedText(snap, cause, reason) {

@@ -4,7 +4,7 @@ import {
   DEAF_AFTER, BUSY_NOTICE_AFTER, LABEL, TRANSITIONAL, isActive, kernelBusy, sendPull, setNotice,
   snapshotState,
 } from "./base.js";
-import { DEAF_TEXT, busyText, timeoutText } from "./notices.js";
+import { busyText, deafText, stopQueuedText, timeoutText } from "./notices.js";
 
 export function disconnectDeadline(d) {
   if (!d.connected || d.ended) return Infinity;
@@ -45,6 +45,7 @@ export function nextWakeup(s) {
 }
 
 export function goDisconnected(d) {
+  const backend = d.config.backend;
   d.connected = false;
   d.freshFrom = d.nextId; // only answers to requests sent from now on prove the link is back
   if (d.pending) {
@@ -52,14 +53,13 @@ export function goDisconnected(d) {
     d.pending = null;
     if (p.command === "stop") {
       d.queued = { command: "stop", id: p.id, since: d.now };
-      setNotice(d, "warn", "Connection lost — Stop queued, will be delivered when the kernel answers",
-        "connection");
+      setNotice(d, "warn", `Connection lost — ${stopQueuedText(backend)}`, "connection");
     } else {
-      setNotice(d, "warn", `${LABEL[p.command]} not confirmed — connection to the kernel lost`,
+      setNotice(d, "warn", `${LABEL[p.command]} not confirmed — connection to the ${backend} lost`,
         "connection");
     }
   } else if (!d.queued) {
-    setNotice(d, "warn", "Connection to the kernel lost — showing the last known status",
+    setNotice(d, "warn", `Connection to the ${backend} lost — showing the last known status`,
       "connection");
   }
 }
@@ -74,7 +74,7 @@ export function advance(d) {
   if (d.now >= commandTimeoutAt(d)) {
     const p = d.pending;
     d.pending = null;
-    setNotice(d, "warn", timeoutText(p, c.commandTimeout), "command");
+    setNotice(d, "warn", timeoutText(p, c.commandTimeout, c.backend), "command");
     sendPull(d);
   }
   if (d.now >= busyNoticeAt(d)) busyNotice(d, d.pending.command);
@@ -85,7 +85,7 @@ export function advance(d) {
     // kernel does not hear this view. Seen with JupyterLab's "Kernel comms over subshells" after a
     // page reload (messages to a deleted subshell are dropped by ipykernel).
     d.deafWarned = true;
-    setNotice(d, "warn", DEAF_TEXT, "deaf");
+    setNotice(d, "warn", deafText(c.backend), "deaf");
   }
   if (d.now >= nextPullAt(d)) sendPull(d);
 }

@@ -469,3 +469,46 @@ describe("targeted behaviour", () => {
     assert.deepEqual(Object.values(INTERMEDIATE).sort(), ["pausing", "resuming", "starting", "stopping"]);
   });
 });
+
+describe("notices name what answers the view: the kernel (notebook) or the server (web page)", () => {
+  /** Lose the connection with a pending Stop, a pending Pause, nothing pending (then click
+   * Stop); every notice text. */
+  function texts(config) {
+    const out = [];
+    for (const button of ["stop", "pause", null]) {
+      let s = initial(config, T - 2, { idBase: BASE });
+      s = step(s, { type: "message", msg: { type: "status", id: BASE, status: snap("running", 10) }, now: T - 2 });
+      if (button) s = step(s, { type: "click", button, now: T });
+      s = step(s, { type: "tick", now: T + 10 });
+      assert.equal(s.ui, "disconnected");
+      out.push(s.notice.text);
+      if (!button) {
+        s = step(s, { type: "click", button: "stop", now: T + 11 }); // only Stop is enabled
+        out.push(s.notice.text);
+      }
+    }
+    // a command that times out while the connection holds (heartbeats keep coming)
+    let s = initial(config, T - 2, { idBase: BASE });
+    s = step(s, { type: "message", msg: { type: "status", id: BASE, status: snap("running", 10) }, now: T - 2 });
+    for (let t = T - 1.5; t <= T + 6; t += 0.5) {
+      if (t === T) s = step(s, { type: "click", button: "pause", now: T });
+      s = step(s, { type: "heartbeat", value: t, now: t });
+    }
+    assert.equal(s.ui, "running");
+    out.push(s.notice.text);
+    return out;
+  }
+
+  test("the notebook panel says kernel", () => {
+    for (const text of texts(CFG)) assert.match(text, /kernel/, text);
+  });
+
+  test("the web page says server, never kernel", () => {
+    const all = texts({ ...CFG, backend: "server" });
+    assert.equal(all.length, 5);
+    for (const text of all) {
+      assert.doesNotMatch(text, /kernel/i, text);
+      assert.match(text, /server|not confirmed|Connection lost/, text);
+    }
+  });
+});

@@ -43,6 +43,7 @@ export function createModel(options) {
     thumbnail: null,
     thumbnail_label: "",
     gallery: [],
+    backend: "server", // the notices say "server", not "kernel"
   };
   const listeners = new Map();
   let source = null;
