@@ -203,15 +203,58 @@ def test_a_missing_input_folder_is_bad_input_for_validate_and_run_alike(tmp_path
 # -- validate, nodes, --import -----------------------------------------------------------------
 
 
+def test_an_input_listing_no_file_is_bad_input_for_validate_and_run_alike(
+        tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    sets = ["--set", f"load_folder.folder={tmp_path / 'in'}",
+            "--set", f"save.folder={tmp_path / 'out'}"]
+    run = cli("run", EXAMPLE, *sets)  # with the progress bar: none may appear
+    check = cli("validate", EXAMPLE, *sets)
+    for proc in (run, check):
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert proc.stdout == ""
+        assert proc.stderr == (f"chainlib: error: node 'load_folder': no image file in "
+                               f"{str(tmp_path / 'in')!r} matches '*'; nothing to run\n")
+    assert not (tmp_path / "out").exists()
+    narrow = cli("validate", EXAMPLE, *sets, "--set", "load_folder.pattern=x*.png")
+    assert_user_error(narrow, "matches 'x*.png'; nothing to run")
+
+
+def test_an_in_place_folder_holding_only_its_outputs_is_nothing_to_run(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    PILImage.new("RGB", (8, 8)).save(folder / "a.png")
+    sets = ["--set", f"load_folder.folder={folder}", "--set", f"save.folder={folder}",
+            "--set", "load_folder.pattern=*.jpg"]
+    assert cli("run", EXAMPLE, *sets[:4], "--no-progress").returncode == 0  # writes a.jpg
+    assert (folder / "a.jpg").is_file()
+    proc = cli("validate", EXAMPLE, *sets)
+    assert_user_error(proc, "matches '*.jpg' except the 1 this chain wrote there (its outputs "
+                      "are never taken as inputs); nothing to run")
+
+
+def test_a_runner_over_an_empty_folder_completes(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    chain = cl.Chain.load(EXAMPLE)
+    chain.set("load_folder", "folder", str(tmp_path / "in"))
+    chain.set("save", "folder", str(tmp_path / "out"))
+    runner = cl.Runner(chain, workers=2)
+    assert runner.start().accepted
+    st = runner.wait(timeout=30)
+    assert (st.state, st.total, st.done, st.failed) == ("completed", 0, 0, 0)
+
+
 def test_validate_ok(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
+    PILImage.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
     proc = cli("validate", EXAMPLE, "--set", f"load_folder.folder={tmp_path / 'in'}",
                "--set", "save.folder=elsewhere")
     assert proc.returncode == 0, proc.stderr
     assert "valid chain 'resize a folder' with 3 nodes" in proc.stdout
     assert "resize (image.resize" in proc.stdout
     assert "elsewhere" in proc.stdout
-    assert "items: 0 (the input matches no file)" in proc.stdout
+    assert "items: 1\n" in proc.stdout
 
 
 def test_nodes_lists_every_node_with_inputs_and_defaults() -> None:
@@ -281,8 +324,8 @@ def test_console_script() -> None:
     assert proc.returncode == 0 and "image.resize (node)" in proc.stdout
 
 
-def test_cluster_errors_exit_2(tmp_path: Path) -> None:
-    proc = cli("run", EXAMPLE, "--set", f"load_folder.folder={tmp_path}", "--cluster", "local:0")
+def test_cluster_errors_exit_2(inputs: Path) -> None:
+    proc = cli("run", EXAMPLE, "--set", f"load_folder.folder={inputs}", "--cluster", "local:0")
     assert_user_error(proc, "--cluster local:0", "at least one worker")
 
 

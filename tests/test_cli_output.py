@@ -61,9 +61,9 @@ def test_verbose_logs_state_changes_on_stderr(inputs: Path, tmp_path: Path) -> N
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
-def test_validate_draws_the_chain(tmp_path: Path) -> None:
+def test_validate_draws_the_chain(inputs: Path, tmp_path: Path) -> None:
     svg = tmp_path / "chain.svg"
-    folder = f"load_folder.folder={tmp_path}"
+    folder = f"load_folder.folder={inputs}"  # a folder listing no image would be an error
     proc = cli("validate", EXAMPLE, "--set", folder, "--svg", svg)
     assert proc.returncode == 0, proc.stderr
     assert f": {svg}" in proc.stdout

@@ -55,16 +55,19 @@ def iterator(
     requires: tuple[str, ...] = (),
     check: Check | None = None,
     listing: Callable[..., list[Any]] | None = None,
+    empty: str | None = None,
 ) -> Callable[[F], F]:
     """Register an iterator: a generator function; everything downstream runs once per item.
 
     ``length``, called with the same inputs, declares the number of items up front (for progress
-    and ETA before the first item finishes).
+    and ETA before the first item finishes). ``empty``: with ``listing``, the line the command
+    line prints (and exits 2) when the listing is empty, filled with the inputs
+    (:attr:`NodeSpec.empty`).
     """
 
     def wrap(fn: F) -> F:
         spec = build_spec(fn, node_id, "iterator", output=output, length=length, extra=extra,
-                          requires=requires, check=check, listing=listing)
+                          requires=requires, check=check, listing=listing, empty=empty)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 

@@ -74,6 +74,10 @@ class NodeSpec:
     outputs known without reading the inputs (names, paths) and whose ``source`` is the input
     file; raises ``ValueError`` ("input: what is wrong") when the items cannot be listed (a
     missing folder). Used to check, before anything is written, the paths writers will write."""
+    empty: str | None = field(default=None, compare=False)
+    """Iterators with a :attr:`listing`: what to say when it lists no item, a template filled
+    with the node's inputs (``"no image file in {folder!r} matches {pattern!r}"``); the command
+    line refuses to start such a run (exit 2) with this line."""
     target: Callable[..., str] | None = field(default=None, compare=False)
     """File writers: called with the writer's inputs except images, and ``index``, returns the
     path it would write (see :attr:`listing`)."""
@@ -167,6 +171,7 @@ def build_spec(
     requires: tuple[str, ...] = (),
     check: Callable[[Mapping[str, Any]], None] | None = None,
     listing: Callable[..., list[Any]] | None = None,
+    empty: str | None = None,
     target: Callable[..., str] | None = None,
 ) -> NodeSpec:
     """Read a node specification off a function's signature and type hints."""
@@ -224,6 +229,7 @@ def build_spec(
         requires=tuple(requires),
         check=check,
         listing=listing,
+        empty=empty,
         target=target,
     )
 

@@ -125,14 +125,15 @@ def _where(exc: BaseException) -> str:
 def _load_chain(path: str, overrides: Sequence[str]) -> tuple[Chain, int | None]:
     """The chain, validated and checked against the file system (input folders, the paths it
     will write: :mod:`chainlib.run.preflight`), and how many items it lists (None: unknown).
-    ``validate`` and ``run`` share it, so they say the same."""
+    ``validate`` and ``run`` share it, so they say the same: an input that lists no item is an
+    error (exit 2), as a run of nothing is a mistake (an empty folder, a wrong pattern)."""
     from ..run.preflight import preflight, recorded_outputs
 
     chain = Chain.load(path)
     apply_overrides(chain, overrides)
     plan = compile_chain(chain)
     try:
-        count = preflight(plan, recorded_outputs(plan))
+        count = preflight(plan, recorded_outputs(plan), require_items=True)
     except (RecordError, OSError) as exc:
         raise UsageError(f"cannot read the output folder's record: {exc}") from None
     return chain, count
@@ -202,7 +203,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if folders:
         print("writes into: " + ", ".join(map(safe, folders)))
     if count is not None:
-        print(f"items: {count}" + (" (the input matches no file)" if count == 0 else ""))
+        print(f"items: {count}")
     if args.svg:
         svg = Path(args.svg).expanduser()
         try:

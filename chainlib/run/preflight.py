@@ -32,9 +32,12 @@ def _key(path: str) -> str:
     return os.path.realpath(os.path.expanduser(path))
 
 
-def preflight(plan: Plan, is_output: Callable[[str], bool] | None = None) -> int | None:
+def preflight(plan: Plan, is_output: Callable[[str], bool] | None = None, *,
+              require_items: bool = False) -> int | None:
     """Check ``plan`` against the file system; raise :class:`ChainError` naming the node, input
-    or items at fault. Returns how many items the iterator lists (None when it cannot say)."""
+    or items at fault. Returns how many items the iterator lists (None when it cannot say).
+    ``require_items`` (the command line): a listing of no item is an error too, saying which
+    inputs list nothing (a :class:`~chainlib.Runner` over no item just completes)."""
     it = plan.iterator
     if it is None or it.spec.listing is None or it.links:
         return None
@@ -46,8 +49,11 @@ def preflight(plan: Plan, is_output: Callable[[str], bool] | None = None) -> int
             raise ChainError(rest.strip(), node=it.id, input=name) from None
         raise ChainError(str(exc), node=it.id) from None
     items = [i for i in items if isinstance(i, Item)]
+    listed = len(items)
     if is_output is not None:
         items = [i for i in items if i.source is None or not is_output(i.source)]
+    if require_items and not items:
+        raise ChainError(_nothing_listed(it, listed), node=it.id)
     inputs = {_key(i.source): i for i in items if i.source is not None}
     written: dict[str, tuple[Item, str]] = {}
     for step in plan.item:
@@ -75,6 +81,25 @@ def preflight(plan: Plan, is_output: Callable[[str], bool] | None = None) -> int
                     "'{name}_{index}', or keep the extension in the name with format='auto')",
                     node=step.id)
     return len(items)
+
+
+def _nothing_listed(it: Step, outputs: int) -> str:
+    """Why a run of ``it`` has no item: its :attr:`~NodeSpec.empty` line, or its inputs."""
+    values = {name: spec.default for name, spec in it.spec.inputs.items()}
+    values.update(it.constants)
+    text = ""
+    if it.spec.empty is not None:
+        try:
+            text = it.spec.empty.format(**values)
+        except (KeyError, IndexError, ValueError):
+            text = ""
+    if not text:
+        shown = ", ".join(f"{k}={v!r}" for k, v in it.constants.items() if k in it.spec.inputs)
+        text = f"its inputs list no item ({shown})"
+    if outputs:
+        text += (f" except the {outputs} this chain wrote there (its outputs are never taken "
+                 "as inputs)")
+    return text + "; nothing to run"
 
 
 def _name(item: Item) -> str:

@@ -117,7 +117,8 @@ def _listing(folder: str, pattern: str = "*", recursive: bool = False) -> list[I
     return items
 
 
-@iterator("image.load_folder", length=_count, listing=_listing)
+@iterator("image.load_folder", length=_count, listing=_listing,
+          empty="no image file in {folder!r} matches {pattern!r}")
 def load_folder(
     folder: str, pattern: str = "*", recursive: bool = False, ctx: Context | None = None
 ) -> Iterator[FolderItem]:
