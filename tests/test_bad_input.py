@@ -99,8 +99,39 @@ def test_workers_out_of_range_is_a_usage_error(tmp_path: Path,
     ok = tmp_path / "ok.json"
     ok.write_text(json.dumps(chain_dict()))
     for bad in ("0", "257", "200000"):
-        code, _, err = run_main(capsys, "run", str(ok), "--workers", bad)
-        assert code == 2 and err.splitlines()[-1].endswith(f"must be from 1 to 256, got {bad}")
+        code, out, err = run_main(capsys, "run", str(ok), "--workers", bad)
+        assert (code, out) == (2, "")
+        assert err == (f"chainlib run: error: argument --workers/-w: must be from 1 to 256, got "
+                       f"{bad} (see chainlib run --help)\n")
+
+
+@pytest.mark.parametrize(("argv", "prog", "fragment"), [
+    ([], "chainlib", "the following arguments are required: COMMAND"),
+    (["frob"], "chainlib", "argument COMMAND: invalid choice: 'frob'"),
+    (["--log-level", "chatty", "nodes"], "chainlib", "argument --log-level: invalid choice"),
+    (["run"], "chainlib run", "the following arguments are required: CHAIN.json"),
+    (["run", "c.json", "--bogus"], "chainlib run", "unrecognized arguments: --bogus"),
+    (["run", "c.json", "--max-memory", "2Q"], "chainlib run", "argument --max-memory: expected"),
+    (["run", "c.json", "--on-error", "later"], "chainlib run", "argument --on-error: invalid"),
+    (["validate", "c.json", "--workers", "2"], "chainlib validate", "unrecognized arguments"),
+    (["nodes", "a", "b"], "chainlib nodes", "unrecognized arguments: b"),
+    (["demo", "--workers", "x"], "chainlib demo", "expected a whole number, got 'x'"),
+    (["status"], "chainlib status", "the following arguments are required: URL"),
+    (["pause", "http://h", "more"], "chainlib pause", "unrecognized arguments: more"),
+    (["frob\x1b[2J"], "chainlib", "invalid choice: 'frob\\x1b[2J'"),  # escaped, not raw
+])
+def test_every_argument_error_is_one_line_naming_the_help(
+        argv: list[str], prog: str, fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "usage:" not in err, err
+    assert err.startswith(f"{prog}: error: ") and err.endswith(f" (see {prog} --help)\n"), err
+    assert fragment in err, (fragment, err)
+
+
+def test_help_is_still_the_full_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "run", "--help")
+    assert code == 0 and out.startswith("usage: chainlib run") and "--max-memory" in out
 
 
 def test_import_by_path_does_not_put_the_current_folder_first(

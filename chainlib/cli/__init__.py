@@ -18,7 +18,8 @@ items in flight (already written outputs stay complete; ``--resume`` finishes th
 Ctrl-C quits at once. ``-v`` logs state changes (``-vv``: everything) on stderr.
 
 Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invalid chain or
-arguments, or the output folder is in use by another run (one line, no traceback), 130 stopped by
+arguments, an input listing nothing to run, or the output folder is in use by another run (one
+line, no traceback: argument errors too, without argparse's usage block), 130 stopped by
 the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run served with ``--serve``): 0
 answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused. Names and messages printed
 to the terminal have their control characters escaped.
@@ -36,6 +37,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import ChainError
@@ -50,7 +52,7 @@ from .commands import (
     memory_size,
     positive_int,
 )
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, err, safe
 from .overrides import apply_overrides, parse_override, parse_value
 from .remote import add_remote_parsers, add_serve_arguments
 
@@ -70,8 +72,20 @@ __all__ = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``PROG: error: MESSAGE (see PROG --help)``,
+    control characters escaped, exit 2) instead of argparse's usage block and error. Its
+    sub-command parsers are of this class too (``add_subparsers`` uses the parent's class)."""
+
+    commands: dict[str, argparse.ArgumentParser]
+    """The sub-command parsers by name (set by :func:`build_parser`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {safe(message)} (see {self.prog} --help)\n")
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(
         prog="chainlib",
         description="Run image-processing node chains (JSON chain files) with progress, "
         "graceful Ctrl-C and resumable batches.",
@@ -87,20 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
                       "warning)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    imports = argparse.ArgumentParser(add_help=False)
+    imports = _Parser(add_help=False)
     imports.add_argument(
         "--import", dest="imports", action="append", default=[], metavar="MODULE",
         help="import MODULE (a dotted name, or a path to a .py file) first, to register its "
         "custom nodes; repeatable",
     )
-    chain_args = argparse.ArgumentParser(add_help=False)
+    chain_args = _Parser(add_help=False)
     chain_args.add_argument("chain", metavar="CHAIN.json", help="a chain file")
     chain_args.add_argument(
         "--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
         help="override an input; VALUE is read as JSON when it is valid JSON (256, true, null, "
         "[1, 2], \"text\"), else as plain text; repeatable",
     )
-    exec_args = argparse.ArgumentParser(add_help=False)
+    exec_args = _Parser(add_help=False)
     exec_args.add_argument(
         "--workers", "-w", type=positive_int, default=default_workers(), metavar="N",
         help=f"items processed in parallel, 1 to {MAX_WORKERS} (default: the CPU count, at most "
@@ -165,7 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_demo)
     add_remote_parsers(sub)
+    parser.commands = dict(sub.choices)
     return parser
+
+
+def parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, except that arguments no parser knows are reported by the
+    command's parser (``chainlib run: error: unrecognized arguments: ... (see chainlib run
+    --help)``), not by the top-level one."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        where = parser.commands.get(args.command, parser)
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def setup_logging(verbose: int, level: str | None) -> None:
@@ -187,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     setup_logging(args.verbose, args.log_level)
