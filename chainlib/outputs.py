@@ -53,6 +53,7 @@ __all__ = [
     "OutputRefused",
     "OutputSession",
     "RecordError",
+    "output_folder",
     "write_output",
 ]
 
@@ -240,6 +241,37 @@ class OutputFolder:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def check(self, target: str, *, source: str | None = None, overwrite: bool = False,
+              resuming: bool = False, item: str = "") -> None:
+        """Raise :class:`OutputRefused` now if :meth:`write` would refuse ``target`` (an input,
+        a folder, or an existing file it may not replace), so that a writer with a long job
+        (``video.save``'s encode) refuses before doing it. Reserves nothing: :meth:`write`
+        checks again."""
+        key = _key(target)
+        self._rel(key)
+        self._refuse_input(target, key)
+        self._refuse_existing(target, key, item or target, source, overwrite, resuming)
+
+    def _refuse_input(self, target: str, key: str) -> None:
+        session = self._session
+        if session is not None and session.is_input(key):
+            raise OutputRefused(
+                f"{target!r} is an input of this run and is never written over; save into "
+                "another folder, or change name/template"
+            )
+
+    def _refuse_existing(self, target: str, key: str, item: str, source: str | None,
+                         overwrite: bool, resuming: bool) -> bool:
+        """Refuse replacing what is at ``key`` against the rules; whether something is there."""
+        try:
+            st = os.lstat(key)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            raise OutputRefused(f"{target!r} is a folder")
+        self._check_replace(target, key, item, source, overwrite, resuming)
+        return True
+
     def write(self, target: str, write: Callable[[IO[bytes]], None], *, item: str,
               source: str | None = None, node: str = "", overwrite: bool = False,
               resuming: bool = False) -> str:
@@ -253,12 +285,7 @@ class OutputFolder:
         key = _key(target)
         rel = self._rel(key)
         directory = os.path.dirname(key)
-        session = self._session
-        if session is not None and session.is_input(key):
-            raise OutputRefused(
-                f"{target!r} is an input of this run and is never written over; save into "
-                "another folder, or change name/template"
-            )
+        self._refuse_input(target, key)
         writer = f"{item} (node {node})" if node else item
         if self.locked:
             with self._lock:
@@ -268,14 +295,7 @@ class OutputFolder:
                     f"two writers for one output {target!r}: {prev} and {writer}; make the names "
                     "unique (for example template='{name}_{index}', or a subfolder)"
                 )
-        try:
-            st: os.stat_result | None = os.lstat(key)
-        except FileNotFoundError:
-            st = None
-        if st is not None:
-            if stat.S_ISDIR(st.st_mode):
-                raise OutputRefused(f"{target!r} is a folder")
-            self._check_replace(target, key, item, source, overwrite, resuming)
+        exists = self._refuse_existing(target, key, item, source, overwrite, resuming)
         os.makedirs(directory, exist_ok=True)
         tmp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         if self.record:
@@ -291,7 +311,7 @@ class OutputFolder:
             own = Owned(source, fid)
             if self.record:
                 self._log.append(self._entry(rel, own))
-            self._commit(tmp, key, target, replace=st is not None)
+            self._commit(tmp, key, target, replace=exists)
             with self._lock:
                 self._owned.setdefault(rel, []).append(own)
         finally:
@@ -422,17 +442,24 @@ def write_output(target: str, write: Callable[[IO[bytes]], None], *, folder: str
     outside any run) keeps no record: nothing there is ours, so nothing is replaced without
     ``overwrite``. See :meth:`OutputFolder.write` for the rest.
     """
+    return output_folder(folder, session, record).write(
+        target, write, item=item, source=source, node=node, overwrite=overwrite,
+        resuming=resuming)
+
+
+def output_folder(folder: str, session: OutputSession | None,
+                  record: bool = True) -> OutputFolder:
+    """The :class:`OutputFolder` :func:`write_output` writes through for these arguments (the
+    session's, locked; else an unlocked one kept per folder; else, without ``record``, one
+    with no record)."""
     if session is not None:
-        out = session.folder(folder)
-    elif not record:
-        out = OutputFolder(folder, locked=False, record=False)
-    else:
-        key = _key(folder)
-        with _direct_lock:
-            found = _direct.get(key)
-            if found is None:
-                os.makedirs(key, exist_ok=True)
-                found = _direct[key] = OutputFolder(key, locked=False).open()
-            out = found
-    return out.write(target, write, item=item, source=source, node=node, overwrite=overwrite,
-                     resuming=resuming)
+        return session.folder(folder)
+    if not record:
+        return OutputFolder(folder, locked=False, record=False)
+    key = _key(folder)
+    with _direct_lock:
+        found = _direct.get(key)
+        if found is None:
+            os.makedirs(key, exist_ok=True)
+            found = _direct[key] = OutputFolder(key, locked=False).open()
+        return found

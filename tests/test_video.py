@@ -23,9 +23,17 @@ from chainlib import samples  # noqa: E402
 from chainlib.api.context import NullContext  # noqa: E402
 from chainlib.api.item import Item, Lazy  # noqa: E402
 from chainlib.errors import ChainError, RunStopped  # noqa: E402
+from chainlib.lock import LOCK_NAME  # noqa: E402
 from chainlib.manifest import MANIFEST_NAME  # noqa: E402
 from chainlib.nodes.upscale import upscale  # noqa: E402
 from chainlib.nodes.video import frames, info, save  # noqa: E402
+from chainlib.outputs import (  # noqa: E402
+    OWNED_NAME,
+    TEMP_PATTERN,
+    OutputFolder,
+    OutputRefused,
+    OutputSession,
+)
 from tests.conftest import wait_until  # noqa: E402
 
 frames_mod = importlib.import_module("chainlib.nodes.video.frames")  # the package shadows it
@@ -236,7 +244,8 @@ def test_stop_during_encode_leaves_no_video(tmp_path: Path) -> None:
     for at in (0, 5, 10):  # before the first frame, midway, after the last (before the rename)
         with pytest.raises(RunStopped):
             save([], str(tmp_path / "v.mp4"), fps=5.0, frames=str(seq), ctx=StopAt(at))
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["seq"]
+        # no video, no temporary file: only the ownership record (which lists the temporary)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [OWNED_NAME, "seq"]
 
 
 def test_sigkill_during_encode_leaves_no_video_and_resume_cleans_up(tmp_path: Path) -> None:
@@ -252,17 +261,97 @@ def test_sigkill_during_encode_leaves_no_video_and_resume_cleans_up(tmp_path: Pa
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert not target.exists()
-    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".v.mp4.tmp-")]
-    assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0  # the half-written encode
+    leftovers = [p for p in tmp_path.iterdir() if TEMP_PATTERN.match(p.name)]
+    assert len(leftovers) == 1  # the encode's temporary file (its bytes may be in buffers)
 
-    class Resuming(NullContext):
-        def __init__(self) -> None:
-            super().__init__("save")
-            self.resuming = True
-
-    save([], str(target), fps=5.0, frames=str(seq), ctx=Resuming())
+    # the next run into the folder (its session locks it) removes the killed run's temporary
+    session = OutputSession([str(tmp_path)]).open()
+    try:
+        save([], str(target), fps=5.0, frames=str(seq), ctx=InRun(session, resuming=True))
+    finally:
+        session.close()
     assert len(decode(target)) == 60
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker", "seq", "v.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        LOCK_NAME, OWNED_NAME, "marker", "seq", "v.mp4"]
+
+
+class InRun(NullContext):
+    """``video.save``'s context in a run: the run's output session and options."""
+
+    def __init__(self, session: OutputSession, *, resuming: bool = False,
+                 overwrite: bool = False) -> None:
+        super().__init__("encode")
+        self.outputs, self.resuming, self.overwrite = session, resuming, overwrite
+
+
+def encode_into(folder: Path, *, resuming: bool = False, overwrite: bool = False,
+                first: int = 0, images: list[Any] | None = None) -> str:
+    """``video.save`` of two frames (or ``images``) into ``folder/v.mp4`` as a run's collector
+    would."""
+    session = OutputSession([str(folder)]).open()
+    images = [solid(first), solid(first + 1)] if images is None else images
+    try:
+        return save(images, str(folder / "v.mp4"), fps=5.0,
+                    ctx=InRun(session, resuming=resuming, overwrite=overwrite))
+    finally:
+        session.close()
+
+
+def test_save_never_replaces_a_video_it_did_not_write(tmp_path: Path) -> None:
+    target = tmp_path / "v.mp4"
+    target.write_bytes(b"someone else's video")
+    for resuming in (False, True):  # a resumed run neither
+        with pytest.raises(OutputRefused) as refused:
+            encode_into(tmp_path, resuming=resuming)
+        assert str(target) in str(refused.value)
+        assert "not written by chainlib" in str(refused.value)
+        assert "overwrite=True (--overwrite)" in str(refused.value)  # the way out
+        assert target.read_bytes() == b"someone else's video"
+    assert not [p for p in tmp_path.iterdir() if TEMP_PATTERN.match(p.name)]
+    encode_into(tmp_path, overwrite=True)
+    assert len(decode(target)) == 2
+
+
+def test_save_replaces_its_own_video_only_when_resuming(tmp_path: Path) -> None:
+    target = tmp_path / "v.mp4"
+    encode_into(tmp_path)
+    assert OutputFolder(str(tmp_path), locked=False).open().is_ours(str(target))
+    with pytest.raises(OutputRefused, match=r"written by an earlier run.*--resume"):
+        encode_into(tmp_path, first=5)  # a plain run
+    with pytest.raises(OutputRefused):  # refused before the encode, which would fail
+        encode_into(tmp_path, images=[str(tmp_path / "no such frame.png")])
+    assert close(decode(target)[0], solid(0))
+    encode_into(tmp_path, resuming=True, first=5)  # ours, unchanged since: replaced
+    assert close(decode(target)[0], solid(5))
+    target.write_bytes(target.read_bytes() + b"edited")  # changed since: no longer ours
+    with pytest.raises(OutputRefused, match="not written by chainlib"):
+        encode_into(tmp_path, resuming=True)
+
+
+def test_a_video_run_refuses_to_replace_a_video_not_its_own(tmp_path: Path, clip: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "v.mp4").write_bytes(b"someone else's video")
+    chain = cl.Chain("reencode")
+    src = chain.add("video.frames", path=clip, stop=4, id="frames")
+    saved = chain.add("image.save", image=src["image"], folder=str(out / "frames"),
+                      name=src["name"], id="save_frame")
+    chain.add("video.save", images=saved, path=str(out / "v.mp4"), source=clip,
+              frames=str(out / "frames"), id="encode")
+    run = cl.Runner(chain, workers=2, resume=True)
+    assert run.start().accepted
+    st = run.wait(60)
+    assert st.state == "failed" and st.done == 4
+    assert any(f.node == "encode" and "not written by chainlib" in f.message
+               and str(out / "v.mp4") in f.message for f in st.failures), st.failures
+    assert (out / "v.mp4").read_bytes() == b"someone else's video"
+    run = cl.Runner(chain, workers=2, resume=True, overwrite=True)
+    assert run.start().accepted
+    assert run.wait(60).state == "completed"
+    assert len(decode(out / "v.mp4")) == 4
+    run = cl.Runner(chain, workers=2, resume=True)  # ours now: a resumed run replaces it
+    assert run.start().accepted
+    assert run.wait(60).state == "completed"
 
 
 # -- resumable video runs --------------------------------------------------------------------

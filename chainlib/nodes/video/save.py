@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import glob
 import itertools
 import logging
 import os
 import re
-import secrets
 from collections.abc import Iterator, Mapping
 from fractions import Fraction
-from typing import Any, Literal, cast
+from typing import IO, Any, Literal, cast
 
 import numpy as np
 
 from ...api import Context, Image, collector
+from ...outputs import output_folder
 from ..image.convert import IMAGE_EXTENSIONS, as_image, read_image
 from .frames import as_fraction, av, check_path, open_video, stream_fps
 
@@ -121,33 +118,6 @@ def _rgb_even(image: Image, size: tuple[int, int] | None, index: int) -> Image:
     return image
 
 
-def _temp_path(target: str) -> str:
-    directory, name = os.path.split(target)
-    ext = os.path.splitext(name)[1]
-    return os.path.join(directory, f".{name}.tmp-{secrets.token_hex(4)}{ext}")
-
-
-def _move_into_place(tmp: str, target: str, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target)  # atomic, and fails if the target appeared meanwhile
-    except FileExistsError:
-        raise _exists(target) from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK) and \
-                not isinstance(exc, PermissionError):
-            raise
-        if os.path.lexists(target):  # no hard links here: check, then rename
-            raise _exists(target) from None
-        os.replace(tmp, target)
-
-
-def _exists(target: str) -> ValueError:
-    return ValueError(f"path: {target!r} already exists; set overwrite=True to replace it")
-
-
 class _Audio:
     """The audio stream copied from ``audio_from``, muxed in step with the video."""
 
@@ -180,11 +150,11 @@ class _Audio:
         self.container.close()
 
 
-def _encode(tmp: str, fmt: str, count: int, pictures: Iterator[Image], fps: Fraction,
+def _encode(out_file: IO[bytes], fmt: str, count: int, pictures: Iterator[Image], fps: Fraction,
             encoder: str, quality: int, audio_from: str, ctx: Context | None) -> None:
     first = next(pictures)
     size = first.shape[:2]
-    with av().open(tmp, "w", format=fmt) as out:
+    with av().open(out_file, "w", format=fmt) as out:
         height, width = _rgb_even(first, None, 0).shape[:2]
         stream = out.add_stream(encoder, rate=fps)
         stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
@@ -235,33 +205,37 @@ def save(
     18). ``audio_from`` copies that file's first audio stream. ``frames``: the folder of an
     image sequence (``image.save`` with ``name`` from ``video.frames``); the video is then made
     from every frame there, checked for gaps, so a resumed run, which collects only the frames it
-    processed, still encodes them all. The file is written under a hidden temporary name and
-    renamed when complete: a stop or crash never leaves a half-written video.
+    processed, still encodes them all.
+
+    The video is written like ``image.save``'s images (:mod:`chainlib.outputs`), into the
+    ownership record of its folder: under a hidden temporary name renamed when complete (a stop
+    or crash never leaves a half-written video; the next run into the folder removes a killed
+    run's temporary file); an existing file is never replaced unless ``overwrite`` is set
+    (``--overwrite``), except by a resumed run when chainlib wrote it there and nobody changed it
+    since; an input of the run is never replaced. A refusal comes before the encode.
     """
     _check_save({"path": path, "codec": codec, "quality": quality, "fps": fps,
                  "source": source, "audio_from": audio_from})
     target = os.path.abspath(os.path.expanduser(os.fspath(path)))
     fmt = _container_format(target)
-    if not overwrite and os.path.lexists(target):
-        raise _exists(target)
+    folder = output_folder(os.path.dirname(target), ctx.outputs if ctx is not None else None,
+                           record=ctx is not None)
+    replace = bool(overwrite) or (ctx is not None and ctx.overwrite)
+    resuming = ctx is not None and ctx.resuming
+    folder.check(target, item="the video", overwrite=replace, resuming=resuming)
     rate = fps or _source_fps(source or audio_from)
     count, pictures = _pictures(list(images), frames)
     if count == 0:
         raise ValueError("images: no frames to encode")
     encoder = encoder_for(codec)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    if ctx is not None and ctx.resuming:
-        _remove_leftovers(target)
-    tmp = _temp_path(target)
-    try:
-        _encode(tmp, fmt, count, pictures, as_fraction(rate), encoder, quality, audio_from, ctx)
+
+    def write(fh: IO[bytes]) -> None:
+        _encode(fh, fmt, count, pictures, as_fraction(rate), encoder, quality, audio_from, ctx)
         if ctx is not None:
             ctx.checkpoint()  # a stop during the last frame still leaves no video
-        _move_into_place(tmp, target, overwrite)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-    return target
+
+    return folder.write(target, write, item="the video", node=ctx.node if ctx else "",
+                        overwrite=replace, resuming=resuming)
 
 
 def _source_fps(path: str) -> float:
@@ -274,12 +248,3 @@ def _source_fps(path: str) -> float:
     if not rate:
         raise ValueError(f"fps: {path!r} does not state its frame rate; give fps")
     return rate
-
-
-def _remove_leftovers(target: str) -> None:
-    """Temporary files of an encode a killed run left behind (named after this target)."""
-    directory, name = os.path.split(target)
-    for leftover in glob.glob(os.path.join(glob.escape(directory),
-                                           f".{glob.escape(name)}.tmp-*")):
-        with contextlib.suppress(OSError):
-            os.unlink(leftover)
