@@ -13,6 +13,15 @@ would go over the budget waits for others to finish; an image that alone needs m
 whole budget fails its item with a message naming both figures. The runner installs an
 :class:`ItemMemory` for each item (a context variable), so readers such as ``image.load`` call
 :func:`reserve` without knowing about runs; outside a run :func:`reserve` does nothing.
+
+**On a Dask cluster** the items run in worker processes, and each worker process applies a
+budget of its own (:func:`worker_limit`, kept by :mod:`chainlib.run.cluster`) to the items it
+runs, in every thread of it: the run's
+budget, capped at ``WORKER_FRACTION`` (half) of the worker's memory limit (Dask's
+``memory_limit``; for a worker without one, half the physical memory of its machine). With
+``--cluster local:N`` (whose workers share the machine's memory equally) that is at most half
+the memory over all workers, as for a local run; a remote cluster's workers are each held to the
+run's ``--max-memory`` and to half of what they may use.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from contextlib import contextmanager
 MB = 1 << 20
 DEFAULT_MAX_IMAGE_MB = 1024
 DEFAULT_BUDGET_FRACTION = 0.5
+WORKER_FRACTION = 0.5
 DECODE_FACTOR = 2
 _WAIT_SLICE_S = 0.05
 
@@ -141,6 +151,15 @@ class MemoryBudget:
         with self._cond:
             self._used -= nbytes
             self._cond.notify_all()
+
+
+def worker_limit(max_memory: int | None, memory_limit: int | None) -> int | None:
+    """A Dask worker process's budget (see the module docstring): the run's ``max_memory``,
+    capped at ``WORKER_FRACTION`` of the worker's ``memory_limit`` (None or 0: unlimited; then
+    of the machine's physical memory). None: no budget (neither is known)."""
+    cap = int(memory_limit * WORKER_FRACTION) if memory_limit else default_budget()
+    limits = [x for x in (max_memory, cap) if x]
+    return min(limits) if limits else None
 
 
 class ItemMemory:

@@ -12,6 +12,7 @@ item on entry, so a test can see which items are (or were) in flight anywhere.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -34,4 +35,25 @@ def cluster_slow(ctx: cl.Context, image: cl.Image, label: str, seconds: float = 
     while time.monotonic() < deadline:
         ctx.checkpoint()
         time.sleep(0.005)
+    return image
+
+
+@cl.node("test.cluster_budget", output="image")
+def cluster_budget(ctx: cl.Context, image: cl.Image, label: str, marks: str,
+                   seconds: float = 0.2) -> cl.Image:
+    """Record (in ``marks``, one JSON file per item) the memory budget this item runs under on
+    the worker: its limit and what is held in it, while the item holds its decoded image for
+    ``seconds`` (from ``start`` to ``end``)."""
+    from chainlib import memory
+
+    item = memory._current.get()
+    record = {"pid": os.getpid(), "start": time.monotonic(),
+              "limit": item.budget.limit if item is not None else None,
+              "used": item.budget.used if item is not None else None}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ctx.checkpoint()
+        time.sleep(0.005)
+    record["end"] = time.monotonic()
+    Path(marks, f"{label.replace('/', '_')}.json").write_text(json.dumps(record))
     return image

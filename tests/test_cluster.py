@@ -6,6 +6,7 @@ a killed worker process or a lost scheduler never loses or duplicates an output.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -320,3 +321,58 @@ def test_corrupt_input_is_one_failed_item(client: object, sample_source: Path,
     assert samples.BROKEN in failure.message
     assert s.nodes["load_folder"].count == N  # as locally: the failed fetch is not counted
     assert outputs(out) == expected_outputs()
+
+
+def test_each_worker_process_applies_a_memory_budget(tmp_path: Path) -> None:
+    """A worker running two items at once (two threads) holds one decoded image at a time when
+    the run's budget fits one; an image over the whole budget fails its item on the worker."""
+    import tests.cluster_nodes  # noqa: F401  (registers test.cluster_budget)
+    from chainlib import memory
+
+    folder, marks = tmp_path / "in", tmp_path / "marks"
+    folder.mkdir()
+    marks.mkdir()
+    side = 800  # 1.9 MB decoded, 3.8 MB reserved: one fits in 5 MB, two do not
+    for i in range(4):
+        PILImage.new("RGB", (side, side), (i, 0, 0)).save(folder / f"i{i}.png")
+    PILImage.new("RGB", (1200, 1200)).save(folder / "z_big.png")  # 8.6 MB reserved
+    chain = cl.Chain("budget")
+    load = chain.add("image.load_folder", folder=str(folder))
+    chain.add("test.cluster_budget", image=load["image"], label=load["path"], marks=str(marks))
+    max_memory = 5 << 20
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                       dashboard_address=":0")
+    client = distributed.Client(cluster)
+    try:
+        client.run(__import__, "tests.cluster_nodes")
+        worker_limit = next(iter(client.scheduler_info()["workers"].values()))["memory_limit"]
+        run = cl.Runner(chain, cluster=client, max_memory=max_memory, on_error="skip")
+        assert run.start().accepted
+        s = run.wait(60)
+    finally:
+        close_cluster(cluster, client)
+    assert (s.state, s.done, s.failed) == ("completed", 4, 1), why(s)
+    (failure,) = s.failures
+    assert failure.label == "z_big.png"
+    assert "more than the whole memory budget of 5 MB" in failure.message
+    records = [json.loads(p.read_text()) for p in sorted(marks.iterdir())]
+    assert len(records) == 4
+    limit = memory.worker_limit(max_memory, worker_limit)
+    one = memory.DECODE_FACTOR * side * side * 3
+    for r in records:
+        assert (r["limit"], r["used"]) == (limit, one), r  # only its own image held
+    spans = sorted((r["start"], r["end"]) for r in records)  # one worker process
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
+
+
+def test_a_worker_budget_is_the_runs_capped_at_half_the_worker_memory_limit() -> None:
+    from chainlib import memory
+
+    assert memory.worker_limit(5 << 20, 4 << 30) == 5 << 20
+    assert memory.worker_limit(8 << 30, 4 << 30) == 2 << 30
+    assert memory.worker_limit(None, 4 << 30) == 2 << 30
+    no_limit = memory.default_budget()  # a worker without a memory limit: half the machine
+    assert memory.worker_limit(None, None) == no_limit
+    assert memory.worker_limit(None, 0) == no_limit
+    if no_limit is not None:
+        assert memory.worker_limit(1 << 20, None) == 1 << 20

@@ -135,7 +135,8 @@ def build_parser() -> _Parser:
                    "run's inputs are never replaced)")
     p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
                    help="memory for decoded images held at once across workers, e.g. 2G "
-                   "(default: half the physical memory)")
+                   "(default: half the physical memory); with --cluster, per worker process, "
+                   "at most half its memory limit")
     p.add_argument("--max-image-mb", type=image_mb, default=None, metavar="MB",
                    help="refuse images that decode to more than MB megabytes (default: "
                    "$CHAINLIB_MAX_IMAGE_MB or 1024)")

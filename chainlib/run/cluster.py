@@ -13,6 +13,10 @@ The per-item part of the chain (the payload) is pickled once and sent with every
 once per worker process): a shared payload key would make the scheduler queue every task on the
 worker holding it, and scattered data dies with its worker.
 
+Each worker process applies a memory budget to the items it runs (decoded images wait for room,
+as in a local run): the run's ``max_memory``, capped at half the worker's Dask ``memory_limit``
+(:func:`chainlib.memory.worker_limit`), one per process shared by its threads' tasks.
+
 A killed worker's task is run again by Dask elsewhere; outputs are written atomically and the
 task may replace leftovers (``ctx.resuming``), and items are recorded in the manifest only when
 their task's result arrives, so every output exists exactly once.
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RunStopped
+from ..memory import MemoryBudget, item_scope, worker_limit
 from .preview import pick
 from .seam import (
     ItemHost,
@@ -207,6 +212,28 @@ class PackedPayload:
 _unpacked: dict[str, ItemPayload] = {}
 _unpacked_lock = threading.Lock()
 
+_budgets: dict[int, MemoryBudget] = {}  # one per limit: runs with one limit share it
+_budgets_lock = threading.Lock()
+
+
+def _worker_budget(max_memory: int | None) -> MemoryBudget | None:
+    """This worker process's memory budget for a run with ``max_memory`` (None: no budget),
+    shared by the tasks of every thread of the process."""
+    try:
+        from distributed import get_worker
+
+        memory_limit = get_worker().memory_manager.memory_limit
+    except (ValueError, AttributeError):  # not in a worker (a task run by the client itself)
+        memory_limit = None
+    limit = worker_limit(max_memory, memory_limit)
+    if limit is None:
+        return None
+    with _budgets_lock:
+        budget = _budgets.get(limit)
+        if budget is None:
+            budget = _budgets[limit] = MemoryBudget(limit)
+        return budget
+
 
 def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
               items: list[tuple[int, str | None, str | None, Any]]) -> list[Outcome]:
@@ -223,6 +250,7 @@ def run_batch(packed: ItemPayload | PackedPayload, batch_id: int,
 def _run_items(payload: ItemPayload, control: _RemoteControl,
                items: list[tuple[int, str | None, str | None, Any]]) -> list[Outcome]:
     work = payload.work
+    budget = _worker_budget(work.max_memory)
     outcomes: list[Outcome] = []
     stopped = False
     for index, label, source, value in items:
@@ -232,16 +260,19 @@ def _run_items(payload: ItemPayload, control: _RemoteControl,
         out = control.outcome = Outcome(index, "done")
         values: dict[Key, Any] = dict(work.pre_values)
         try:
-            control.begin_node(work.iterator.id, index, label)
-            started = time.perf_counter()
-            try:
-                store_outputs(work.iterator, resolve_lazy(value), values)
-            except Exception as exc:
-                raise NodeFailed(work.iterator.id, exc, index, label) from exc
-            control.end_node(work.iterator.id, index, label, time.perf_counter() - started, None)
-            # No output session on a worker (its lock is the client's): the folder's ownership
-            # record is still kept, unlocked (see chainlib.outputs.write_output).
-            result = execute_item(work, index, label, values, control, True, source=source)
+            # the item's decoded images hold their share of the budget until the item ends
+            with item_scope(budget, control.checkpoint):
+                control.begin_node(work.iterator.id, index, label)
+                started = time.perf_counter()
+                try:
+                    store_outputs(work.iterator, resolve_lazy(value), values)
+                except Exception as exc:
+                    raise NodeFailed(work.iterator.id, exc, index, label) from exc
+                control.end_node(work.iterator.id, index, label,
+                                 time.perf_counter() - started, None)
+                # No output session on a worker (its lock is the client's): the folder's
+                # ownership record is still kept, unlocked (see chainlib.outputs.write_output).
+                result = execute_item(work, index, label, values, control, True, source=source)
         except RunStopped:
             outcomes.append(Outcome(index, "stopped", out.seconds))
             stopped = True

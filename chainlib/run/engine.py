@@ -214,6 +214,7 @@ class Engine:
             preview_keys=self.preview.keys if self.preview.enabled else (),
             stop_on_error=self.stop_on_error,
             overwrite=self.overwrite,
+            max_memory=self._budget.limit if self._budget is not None else None,
         )
         self.executor.run(self, work)
         if feed.error is not None:

@@ -55,7 +55,9 @@ class Runner(RunnerAdvice):
     failure and goes on. ``resume=True`` skips items that a previous run already completed (see
     :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client``, or an address to connect to.
     ``overwrite=True`` replaces files chainlib did not write (never inputs); ``max_memory``: bytes
-    or ``"2G"`` (default half the RAM) of decoded images held at once (see :mod:`.guard`)."""
+    or ``"2G"`` (default half the RAM) of decoded images held at once (see :mod:`.guard`); on a
+    cluster, by each worker process, capped at half its memory limit (see :mod:`chainlib.memory`).
+    """
 
     def __init__(
         self,

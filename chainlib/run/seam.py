@@ -62,6 +62,10 @@ class ItemWork:
     stop_on_error: bool
     overwrite: bool = False
     """The user asked to replace existing files (``--overwrite``): a node's ``ctx.overwrite``."""
+    max_memory: int | None = None
+    """The run's memory budget in bytes (None: none). Local items share the run's
+    :class:`~chainlib.memory.MemoryBudget`; each Dask worker process applies its own (see
+    :func:`chainlib.memory.worker_limit`)."""
 
 
 @dataclass(frozen=True, slots=True)
