@@ -61,6 +61,28 @@ def test_verbose_logs_state_changes_on_stderr(inputs: Path, tmp_path: Path) -> N
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
+def test_other_libraries_info_logs_stay_quiet_without_verbose() -> None:
+    # distributed sets its own loggers to INFO: `--cluster local:N` printed ~20 lines of them
+    code = (
+        "import logging, sys\n"
+        "from chainlib.cli import setup_logging\n"
+        "setup_logging(int(sys.argv[1]), None)\n"
+        "other = logging.getLogger('distributed.scheduler'); other.setLevel(logging.INFO)\n"
+        "other.info('other-info'); other.warning('other-warning')\n"
+        "logging.getLogger('chainlib.run').info('own-info')\n"
+    )
+    quiet = subprocess.run([sys.executable, "-c", code, "0"], capture_output=True, text=True,
+                           env=env(), check=True).stderr
+    assert "other-info" not in quiet and "own-info" not in quiet
+    assert "chainlib: WARNING distributed.scheduler: other-warning" in quiet
+    verbose = subprocess.run([sys.executable, "-c", code, "1"], capture_output=True, text=True,
+                             env=env(), check=True).stderr
+    assert "own-info" in verbose and "other-info" not in verbose
+    everything = subprocess.run([sys.executable, "-c", code, "2"], capture_output=True,
+                                text=True, env=env(), check=True).stderr
+    assert "other-info" in everything and "own-info" in everything
+
+
 def test_validate_draws_the_chain(inputs: Path, tmp_path: Path) -> None:
     svg = tmp_path / "chain.svg"
     folder = f"load_folder.folder={inputs}"  # a folder listing no image would be an error

@@ -198,11 +198,25 @@ def parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
 def setup_logging(verbose: int, level: str | None) -> None:
     """Log records of chainlib (and, with -vv, of everything) to stderr."""
     name = level or {0: "warning", 1: "info"}.get(verbose, "debug")
+    everything = verbose >= 2 or name == "debug"
+    root = logging.getLogger()
+    before = list(root.handlers)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="chainlib: %(levelname)s %(name)s: %(message)s")
-    if verbose >= 2 or name == "debug":
-        logging.getLogger().setLevel(logging.DEBUG)
+    if everything:
+        root.setLevel(logging.DEBUG)
+    else:
+        # Libraries that set their own loggers' levels (distributed logs INFO) reach this
+        # handler whatever the root's level: only chainlib's records pass below WARNING.
+        for handler in root.handlers:
+            if handler not in before:
+                handler.addFilter(_chainlib_or_warning)
     logging.getLogger("chainlib").setLevel(name.upper())
+
+
+def _chainlib_or_warning(record: logging.LogRecord) -> bool:
+    return (record.levelno >= logging.WARNING or record.name == "chainlib"
+            or record.name.startswith("chainlib."))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
