@@ -79,7 +79,22 @@ FACTS_JS = """(el) => {
       label: bar.getAttribute("aria-label"), value: bar.getAttribute("aria-valuenow"),
     };
   });
-  return {shown: !!gallery && !gallery.hidden, tiles, bars,
+  const box = (e) => { const r = e.getBoundingClientRect();
+                       return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+  const geometry = {
+    panel: box(el),
+    scroll: gallery ? {scrollWidth: gallery.scrollWidth, clientWidth: gallery.clientWidth} : null,
+    tiles: Array.from(el.querySelectorAll('[data-testid="gallery-item"]')).map(box),
+    panelScroll: {scrollWidth: el.scrollWidth, clientWidth: el.clientWidth},
+    // the gallery's images and the current item's thumbnail beside the node table
+    images: Array.from(el.querySelectorAll(".chainlib-gallery-img, .chainlib-thumb-img"))
+        .filter((e) => e.getClientRects().length > 0).map((e) => ({
+      alt: e.getAttribute("alt"), thumb: e.classList.contains("chainlib-thumb-img"), box: box(e),
+      loaded: e.complete && e.naturalWidth > 0, naturalWidth: e.naturalWidth,
+      naturalHeight: e.naturalHeight, border: parseFloat(getComputedStyle(e).borderLeftWidth),
+    })),
+  };
+  return {shown: !!gallery && !gallery.hidden, tiles, bars, geometry,
           state: el.querySelector('[data-testid="state"]').textContent,
           done: el.querySelector('[data-testid="done"]').textContent};
 }"""
@@ -137,6 +152,37 @@ def check_timing_bars(f: dict[str, Any], truth: dict[str, Any]) -> None:
     assert int(bars["invert"]["value"]) >= 50, f"the slow node takes most of the time: {bars}"
 
 
+def all_loaded(f: dict[str, Any]) -> bool:
+    """Every tile, and every image the geometry has (the thumbnail too), is decoded."""
+    return all(map(loaded, f["tiles"])) and all(im["loaded"] for im in f["geometry"]["images"])
+
+
+def check_gallery_fits(f: dict[str, Any], rows: int, whole_panel: bool) -> None:
+    """Every gallery image lies inside the panel, the gallery does not overflow sideways, the
+    images keep their aspect ratio and the tiles fill ``rows`` rows. With ``whole_panel`` (the
+    panel's usual width) the same holds for the thumbnail, and the panel does not overflow."""
+    g = f["geometry"]
+    panel = g["panel"]
+    assert g["scroll"]["scrollWidth"] <= g["scroll"]["clientWidth"], g["scroll"]
+    if whole_panel:
+        assert g["panelScroll"]["scrollWidth"] <= g["panelScroll"]["clientWidth"], g["panelScroll"]
+    images = [im for im in g["images"] if whole_panel or not im["thumb"]]
+    assert len([im for im in images if not im["thumb"]]) == 2 * GALLERY_MAX, images
+    for im in images:
+        b = im["box"]
+        assert (panel["left"] <= b["left"] and b["right"] <= panel["right"]
+                and panel["top"] <= b["top"] and b["bottom"] <= panel["bottom"]), (
+            f"{im['alt']!r} at {b} is not inside the panel {panel}")
+        # the content box (inside the border) has the picture's shape, to within a pixel
+        w, h = b["right"] - b["left"] - 2 * im["border"], b["bottom"] - b["top"] - 2 * im["border"]
+        assert w > 20 and h > 20, f"{im['alt']!r} shrank to {w:.1f} x {h:.1f}"
+        assert abs(w - h * im["naturalWidth"] / im["naturalHeight"]) <= 1.5, (
+            f"{im['alt']!r} drawn {w:.1f} x {h:.1f}, "
+            f"natural {im['naturalWidth']} x {im['naturalHeight']}")
+    tops = sorted({round(t["top"]) for t in g["tiles"]})
+    assert len(tops) == rows, f"tiles in {len(tops)} rows (tops {tops}), expected {rows}"
+
+
 def test_gallery_and_timing_bar(notebook: Any, page: Any, tmp_path: Path) -> None:
     bundled = samples.folder(tmp_path / "samples")
     inputs = tmp_path / "inputs"
@@ -169,10 +215,11 @@ def test_gallery_and_timing_bar(notebook: Any, page: Any, tmp_path: Path) -> Non
 
     # mid-run, the gallery full: what the screenshot shows
     def mid_run(f: dict[str, Any]) -> bool:
-        return (len(f["tiles"]) == GALLERY_MAX and all(map(loaded, f["tiles"]))
+        return (len(f["tiles"]) == GALLERY_MAX and all_loaded(f)
                 and f["state"] == "running" and int(f["done"]) <= len(names) - 3)
 
     f = w.wait(mid_run, 15, f"{GALLERY_MAX} loaded gallery entries mid-run")
+    check_gallery_fits(f, rows=1, whole_panel=True)  # the usual width: four in one row
     shot = nb.screenshot("gallery")
     truth = nb.truth()
     assert truth["state"] == "running" and truth["done"] < len(names), truth
@@ -187,8 +234,19 @@ def test_gallery_and_timing_bar(notebook: Any, page: Any, tmp_path: Path) -> Non
 
     agreed(nb, "completed", 30)
     final = w.wait(lambda f: [t["label"] for t in f["tiles"]] == names[::-1][:GALLERY_MAX]
-                   and all(map(loaded, f["tiles"])), 10, "the last items in the gallery")
+                   and all_loaded(f), 10, "the last items in the gallery")
     assert len(w.seen) > GALLERY_MAX, f"the gallery never moved on: {w.seen}"
+    check_gallery_fits(final, rows=1, whole_panel=True)
+    # a narrow panel (a side-by-side view, a phone, a side bar): the tiles wrap to fewer columns
+    # and, narrower than a column's usual minimum, shrink to one column (the node table is wider
+    # than that: only the gallery is checked)
+    for width, rows in ((400, 2), (160, GALLERY_MAX)):
+        panel.evaluate(f"(el) => {{ el.style.width = '{width}px'; }}")
+        narrow = w.wait(lambda f, width=width: f["geometry"]["panel"]["right"]
+                        - f["geometry"]["panel"]["left"] == width and all_loaded(f),
+                        5, f"the panel {width} px wide")
+        check_gallery_fits(narrow, rows=rows, whole_panel=False)
+    panel.evaluate("(el) => { el.style.width = ''; }")
     check_timing_bars(final, nb.truth())
     # the hostile file name is shown as it is, as text: no element made of it
     newest = gallery.get_by_role("figure").first
