@@ -5,12 +5,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import chainlib as cl
 from chainlib import samples
 from chainlib.run import lifecycle
+
+if TYPE_CHECKING:
+    from chainlib.panel import ControlPanel
+    from tests.panel_wire import Wire
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
@@ -85,3 +90,28 @@ def copy_samples(source: Path, dest: Path, *, include_corrupt: bool = False) -> 
 def inputs(sample_source: Path, tmp_path: Path) -> Path:
     """A private copy of the samples without the corrupt file."""
     return copy_samples(sample_source, tmp_path / "in")
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
+    """Every message the test's ControlPanels send, captured at ``ControlPanel._send``."""
+    from chainlib.panel import ControlPanel
+    from tests.panel_wire import Wire
+
+    w = Wire()
+
+    def send(panel: ControlPanel, msg: dict[str, Any], buffers: Any = None) -> None:
+        w.record(panel, msg, buffers)
+
+    monkeypatch.setattr(ControlPanel, "_send", send)
+    yield w
+
+
+@pytest.fixture
+def panels(gates: Gates) -> Iterator[list[ControlPanel]]:
+    """Panels made by the test; closed (and their runs stopped) afterwards."""
+    made: list[ControlPanel] = []
+    yield made
+    for p in made:
+        p.close()
+        p.runner.stop()

@@ -12,8 +12,6 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,86 +25,7 @@ from chainlib.kernel import BUSY_AFTER, KernelWatch
 from chainlib.panel import MAX_MESSAGE_BYTES, WIDGET_DIR, ControlPanel, FaultInjection
 from chainlib.run import lifecycle
 from tests.conftest import Gates, gated_chain, wait_until
-
-
-@dataclass
-class Sent:
-    at: float
-    thread: threading.Thread
-    msg: dict[str, Any]
-    buffers: list[Any] | None
-
-
-@dataclass
-class Wire:
-    """Everything the panels sent, in order."""
-
-    sent: list[Sent] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, panel: ControlPanel, msg: dict[str, Any], buffers: Any = None) -> None:
-        with self.lock:
-            self.sent.append(Sent(time.monotonic(), threading.current_thread(), msg, buffers))
-
-    def all(self) -> list[Sent]:
-        with self.lock:
-            return list(self.sent)
-
-    def updates(self, key: str | None = None, since: float = -1.0) -> list[Sent]:
-        return [s for s in self.all() if s.msg.get("method") == "update" and s.at >= since
-                and (key is None or key in s.msg["state"])]
-
-    def statuses(self, since: float = -1.0) -> list[dict[str, Any]]:
-        return [s.msg["state"]["status"] for s in self.updates("status", since)]
-
-    def replies(self) -> list[dict[str, Any]]:
-        return [s.msg["content"] for s in self.all() if s.msg.get("method") == "custom"]
-
-    def clear(self) -> None:
-        with self.lock:
-            self.sent.clear()
-
-
-@pytest.fixture
-def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
-    w = Wire()
-    def send(panel: ControlPanel, msg: dict[str, Any], buffers: Any = None) -> None:
-        w.record(panel, msg, buffers)
-
-    monkeypatch.setattr(ControlPanel, "_send", send)
-    yield w
-
-
-@pytest.fixture
-def panels(gates: Gates) -> Iterator[list[ControlPanel]]:
-    """Panels made by the test; closed (and their runs stopped) afterwards."""
-    made: list[ControlPanel] = []
-    yield made
-    for p in made:
-        p.close()
-        p.runner.stop()
-
-
-def make_panel(panels: list[ControlPanel], run: cl.Runner, **kw: Any) -> ControlPanel:
-    p = ControlPanel(run, **kw)
-    panels.append(p)
-    return p
-
-
-def ask(panel: ControlPanel, wire: Wire, content: Any, buffers: list[Any] | None = None
-        ) -> dict[str, Any]:
-    """Deliver a custom message as the kernel would; return the one reply."""
-    before = len(wire.replies())
-    panel._handle_custom_msg(content, buffers or [])
-    replies = wire.replies()
-    assert len(replies) == before + 1, "exactly one reply per message"
-    return replies[-1]
-
-
-def last_published(wire: Wire) -> dict[str, Any] | None:
-    statuses = wire.statuses()
-    return statuses[-1] if statuses else None
-
+from tests.panel_wire import Wire, ask, last_published, make_panel
 
 # ---------------------------------------------------------------- nodes used below
 
@@ -348,7 +267,7 @@ def test_last_value_flushed_within_one_period_after_a_burst(
     try:
         # Wait for the node's own signal, not for "progress > 0.999": that predicate held ~50
         # reports before the end of the burst, so `truth` was stale and could never be published.
-        assert _burst_done.wait(30), "burst"
+        assert _burst_done.wait(30), f"the burst did not end: {run.status()!r}"
         truth = run.status()
         # Nothing changes after the burst: the last value must still go out through the
         # coalescer's flush (how soon is B3's figure; a timed assert here would measure load).

@@ -16,7 +16,12 @@ from chainlib.panel import ControlPanel
 from chainlib.run.preview import GALLERY_SIZE, PREVIEW_PX, Preview, PreviewBuffer
 from chainlib.thumbnails import GALLERY_MAX_BYTES, MAX_LABEL, gallery_update
 from tests.conftest import wait_until
-from tests.test_panel import Wire, make_panel, panels, wire  # noqa: F401 (fixtures)
+from tests.panel_wire import Wire, make_panel
+
+
+@cl.node("tg.picture")
+def picture(x: int) -> cl.Image:
+    return np.full((300, 500, 3), x % 256, dtype=np.uint8)
 
 
 @cl.node("tg.slow_invert", output="image")
@@ -84,7 +89,7 @@ def test_gallery_update_is_bounded_newest_first_and_labelled() -> None:
 
 
 def test_panel_sends_before_after_gallery_as_buffers_at_most_once_a_second(
-    wire: Wire, panels: list[ControlPanel], tmp_path: Path  # noqa: F811
+    wire: Wire, panels: list[ControlPanel], tmp_path: Path
 ) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -120,10 +125,10 @@ def test_panel_sends_before_after_gallery_as_buffers_at_most_once_a_second(
 
 
 def test_no_gallery_without_thumbnails(
-    wire: Wire, panels: list[ControlPanel]  # noqa: F811
+    wire: Wire, panels: list[ControlPanel]
 ) -> None:
-    chain = cl.Chain()  # tp.picture: a node of tests.test_panel
-    chain.add("tp.picture", x=chain.add("core.range", n=3))
+    chain = cl.Chain()
+    chain.add("tg.picture", x=chain.add("core.range", n=3))
     run = cl.Runner(chain)
     p = make_panel(panels, run, thumbnail=False)
     run.start()
