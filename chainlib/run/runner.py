@@ -52,12 +52,10 @@ class Runner(RunnerAdvice):
 
     ``workers`` threads process the iterator's items in parallel (collector order is kept).
     ``on_error="stop"`` ends the run as ``failed`` at the first failing item; ``"skip"`` records the
-    failure and goes on. ``resume=True`` skips items that a previous run already completed (see
-    :mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client``, or an address to connect to.
-    ``overwrite=True`` replaces files chainlib did not write (never inputs); ``max_memory``: bytes
-    or ``"2G"`` (default half the RAM) of decoded images held at once (see :mod:`.guard`); on a
-    cluster, by each worker process, capped at half its memory limit (see :mod:`chainlib.memory`).
-    """
+    failure and goes on. ``resume=True`` skips items a previous run completed
+    (:mod:`chainlib.manifest`). ``cluster``: a ``distributed.Client`` or an address. ``overwrite``
+    replaces files chainlib did not write (never inputs). ``max_memory``: bytes or ``"2G"`` of
+    decoded images held at once (default half the RAM; per worker process on a cluster)."""
 
     def __init__(
         self,
