@@ -18,7 +18,7 @@ from tests.conftest import Gates, gated_chain, wait_until
 from tests.serve_helpers import EventReader, progress_chain
 
 ROUTES = [("GET", "/"), ("GET", "/status"), ("GET", "/events"), ("POST", "/commands"),
-          ("GET", "/info"), ("GET", "/nope")]
+          ("GET", "/info"), ("GET", "/gallery"), ("GET", "/nope")]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ a :class:`ControlServer` whose ``url`` carries a random token::
     GET  /status    the newest status snapshot, JSON
     GET  /events    Server-Sent Events: coalesced snapshots (id = seq), heartbeats, retry
     POST /commands  {"command": "start"|"pause"|"resume"|"stop", "id": int} -> the Ack
+    GET  /gallery   the newest outputs (before -> after thumbnails), ?since=COUNTER -> 204 if same
 
 :class:`RemoteRun` follows and controls such a run from another process (the CLI's
 ``chainlib status|pause|resume|stop URL`` and ``ControlPanel.attach(url)`` use it). Security rules

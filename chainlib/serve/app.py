@@ -6,7 +6,10 @@
 ``POST /commands`` ``{"command": "start"|"pause"|"resume"|"stop", "id": int (optional)}`` ->
                    the Python API's ``Ack.to_dict()`` plus ``id``: 200 whether accepted or not
                    (a rejection names its reason); a malformed request is a 4xx and changes nothing
-``GET /info``      ``{"title", "heartbeat_interval", "retry_ms", "pull_interval", "server_time"}``
+``GET /info``      ``{"title", "heartbeat_interval", "retry_ms", "pull_interval", "gallery",
+                   "server_time"}`` (``gallery``: whether ``/gallery`` has one to show)
+``GET /gallery``   the newest outputs as the notebook panel shows them (see :mod:`.gallery`):
+                   ``?since=COUNTER`` -> 204 while unchanged; 404 when the server keeps none
 ``GET /``          the control panel as a web page (see :mod:`.page`)
 
 Every error is ``{"error": "..."}`` with a 4xx (or 503 during a fault-injection cut) status.
@@ -25,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .gallery import GalleryCache
 from .hub import MAX_FAILURES, Hub
 
 __all__ = ["COMMANDS", "MAX_BODY_BYTES", "build_app"]
@@ -51,8 +55,10 @@ def build_app(
     info: dict[str, Any],
     page: Callable[[Request], Response] | None,
     static: dict[str, tuple[str, bytes]],
+    gallery: GalleryCache | None = None,
 ) -> Starlette:
-    """The Starlette app for one run. ``static`` maps a path to ``(media type, bytes)``."""
+    """The Starlette app for one run. ``static`` maps a path to ``(media type, bytes)``;
+    ``gallery`` (None: no ``/gallery``) encodes the run's newest outputs."""
     streams = 0
 
     async def status(request: Request) -> Response:
@@ -102,6 +108,24 @@ def build_app(
     async def info_route(request: Request) -> Response:
         return JSONResponse({**info, "server_time": time.time()}, headers=_NO_STORE)
 
+    # not async: Starlette runs it on its thread pool, so encoding never stalls the event loop
+    def gallery_route(request: Request) -> Response:
+        if gallery is None:
+            return error(404, "this server shows no gallery (served with gallery=False, or the "
+                              "run keeps no images)")
+        raw = request.query_params.get("since")
+        since: int | None = None
+        if raw is not None and raw != "":
+            try:
+                since = int(raw)
+            except ValueError:
+                return error(400, f"since must be an integer (a gallery counter), "
+                                  f"got {raw[:40]!r}")
+        _, body = gallery.answer(since)
+        if body is None:
+            return Response(status_code=204, headers=_NO_STORE)
+        return Response(body, media_type="application/json", headers=_NO_STORE)
+
     async def index(request: Request) -> Response:
         if page is None:
             return error(404, "this server has no web page (its front-end files are missing)")
@@ -130,6 +154,7 @@ def build_app(
         Route("/events", events, methods=["GET"]),
         Route("/commands", commands, methods=["POST"]),
         Route("/info", info_route, methods=["GET"]),
+        Route("/gallery", gallery_route, methods=["GET"]),
         *(static_route(p) for p in static),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -11,6 +11,7 @@ import warnings
 from typing import Any, TextIO
 
 from .app import build_app
+from .gallery import GalleryCache
 from .hub import Controllable, Hub, ServeFaults
 from .page import load_page
 from .security import AuthMiddleware, Receive, Scope, Send, is_loopback, new_token, send_json
@@ -40,8 +41,9 @@ class ControlServer:
 
     def __init__(self, hub: Hub, server: Any, thread: threading.Thread,
                  loop: asyncio.AbstractEventLoop, *, host: str, port: int, token: str,
-                 url_host: str) -> None:
+                 url_host: str, gallery: GalleryCache | None = None) -> None:
         self._hub = hub
+        self._gallery = gallery
         self._server = server
         self._thread = thread
         self._loop = loop
@@ -56,6 +58,12 @@ class ControlServer:
     def hub(self) -> Hub:
         """The snapshot fan-out (its counters are handy in tests and benchmarks)."""
         return self._hub
+
+    @property
+    def gallery(self) -> GalleryCache | None:
+        """The ``/gallery`` cache (None when the server shows no gallery); its ``encodes``
+        counter is handy in tests."""
+        return self._gallery
 
     @property
     def running(self) -> bool:
@@ -116,18 +124,22 @@ def serve(
     heartbeat_interval: float = 1.0,
     retry_ms: int = 500,
     pull_interval: float = 5.0,
+    gallery: bool = True,
     fault_injection: ServeFaults | None = None,
     announce: TextIO | None = sys.stderr,
 ) -> ControlServer:
     """Start an HTTP control server for ``runner`` on its own thread and return it at once.
 
     Routes: ``GET /`` (the control panel page), ``GET /status``, ``GET /events`` (SSE),
-    ``POST /commands``, ``GET /info``; see :mod:`chainlib.serve`. ``port=0`` picks a free port.
-    A random ``token`` (unless given) guards every route. Binding an address other than loopback
-    needs ``allow_remote=True`` and warns (anyone who can reach it and has the token controls the
-    run; plain HTTP is not encrypted). ``max_rate`` caps status events per second per stream;
-    ``heartbeat_interval`` is the longest silence on a stream; ``retry_ms`` is the reconnect
-    delay sent to clients. ``announce`` gets a line with the URL (None: silent).
+    ``POST /commands``, ``GET /info``, ``GET /gallery``; see :mod:`chainlib.serve`.
+    ``port=0`` picks a free port. A random ``token`` (unless given) guards every route. Binding
+    an address other than loopback needs ``allow_remote=True`` and warns (anyone who can reach
+    it and has the token controls the run; plain HTTP is not encrypted). ``max_rate`` caps
+    status events per second per stream; ``heartbeat_interval`` is the longest silence on a
+    stream; ``retry_ms`` is the reconnect delay sent to clients. ``gallery``: keep the newest
+    finished items' images (as the notebook panel does, see
+    :meth:`~chainlib.Runner.enable_preview`) and show them on the page; a run without image
+    outputs shows none. ``announce`` gets a line with the URL (None: silent).
     """
     for name, value in (("max_rate", max_rate), ("heartbeat_interval", heartbeat_interval),
                         ("pull_interval", pull_interval)):
@@ -156,10 +168,16 @@ def serve(
               retry_ms=retry_ms, faults=fault_injection)
     chain = getattr(runner, "chain", None)
     title = title or str(getattr(chain, "name", "") or "chain")
+    cache: GalleryCache | None = None
+    source = getattr(runner, "gallery", None)
+    enable = getattr(runner, "enable_preview", None)
+    if gallery and callable(source) and callable(enable):  # a RemoteRun keeps no images
+        enable()
+        cache = GalleryCache(source)
     info = {"title": title, "heartbeat_interval": heartbeat_interval, "retry_ms": retry_ms,
-            "pull_interval": pull_interval}
+            "pull_interval": pull_interval, "gallery": cache is not None}
     page, static = load_page(info, token)
-    app: Any = build_app(hub, runner, info=info, page=page, static=static)
+    app: Any = build_app(hub, runner, info=info, page=page, static=static, gallery=cache)
     app = AuthMiddleware(app, token=token, port=port, check_host=loopback)
     if fault_injection is not None:
         app = _Faults(app, hub)
@@ -205,7 +223,7 @@ def serve(
     if ":" in url_host:
         url_host = f"[{url_host}]"
     handle = ControlServer(hub, server, thread, loop, host=host, port=port, token=token,
-                           url_host=url_host)
+                           url_host=url_host, gallery=cache)
     if not loopback:
         message = (f"the control server listens on {host}:{port}, beyond this machine: anyone "
                    f"who can reach it and has the token controls the run, over plain "

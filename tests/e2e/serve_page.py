@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import chainlib as cl
 
@@ -40,6 +43,52 @@ def long_chain(items: int = 100_000, ms: float = 20.0) -> cl.Chain:
     chain = cl.Chain("served")
     chain.add("serve_e2e.work", x=chain.add("core.range", n=items), ms=ms)
     return chain
+
+
+@cl.node("serve_e2e.slow_invert", output="image")
+def serve_e2e_slow_invert(ctx: cl.Context, image: cl.Image, seconds: float = 0.5) -> cl.Image:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # checkpointed, so Pause and Stop stay prompt
+        ctx.checkpoint()
+        time.sleep(0.01)
+    return 255 - np.asarray(image)
+
+
+def image_chain(folder: Path, seconds: float) -> cl.Chain:
+    """The pictures in ``folder``, each inverted slowly: a gallery that changes for a while."""
+    chain = cl.Chain("served photos")
+    src = chain.add("image.load_folder", id="load_folder", folder=str(folder))
+    chain.add("serve_e2e.slow_invert", id="invert", image=src["image"], seconds=seconds)
+    return chain
+
+
+# The gallery's tiles and the thumbnail as the page shows them (one round trip). An image counts
+# as shown when it decoded to a real picture (naturalWidth > 0).
+GALLERY_JS = """(el) => {
+  const img = (e) => e ? {src: e.getAttribute("src") || "", alt: e.getAttribute("alt"),
+                           width: e.complete ? e.naturalWidth : 0} : null;
+  const gallery = el.querySelector('[data-testid="gallery"]');
+  const thumb = el.querySelector('[data-testid="thumbnail"]');
+  return {
+    shown: !!gallery && !gallery.hidden,
+    tiles: Array.from(el.querySelectorAll('[data-testid="gallery-item"]')).map((fig) => ({
+      label: fig.querySelector('[data-testid="gallery-label"]').textContent,
+      before: img(fig.querySelector('[data-testid="gallery-before"]')),
+      after: img(fig.querySelector('[data-testid="gallery-after"]')),
+    })),
+    thumbnail: thumb && !thumb.closest("figure").hidden ? img(thumb) : null,
+    state: el.querySelector('[data-testid="state"]').textContent,
+  };
+}"""
+
+
+def gallery(page: Any) -> dict[str, Any]:
+    return page.locator(".chainlib-panel").first.evaluate(GALLERY_JS)  # type: ignore[no-any-return]
+
+
+def loaded(image: dict[str, Any] | None) -> bool:
+    """An image shown through a blob: URL that decoded to a real picture."""
+    return image is not None and image["src"].startswith("blob:") and image["width"] > 0
 
 
 def goto(page: Any, url: str) -> None:

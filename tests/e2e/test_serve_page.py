@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import chainlib as cl
+from chainlib import samples
+from chainlib.nodes.image.io import list_images
 from chainlib.serve import ServeFaults, serve
 
 from .helpers import assert_buttons, wait_until
-from .serve_page import click, goto, long_chain, shown, view, wait_state
+from .serve_page import (
+    click,
+    gallery,
+    goto,
+    image_chain,
+    loaded,
+    long_chain,
+    shown,
+    view,
+    wait_state,
+)
+
+# no "/" in a file name; sorted last, so it is the newest item at the end
+HOSTILE = "zz <b>x<b> <img src=x onerror=alert(7)>.png"
+GALLERY_MAX = 4
 
 
 @pytest.fixture
@@ -126,3 +144,63 @@ def test_the_page_is_refused_without_the_token(page: Any, run: cl.Runner) -> Non
         assert "missing token" in page.content()
         response = page.goto(srv.base_url + "/?token=wrong")
         assert response is not None and response.status == 403
+
+
+def test_the_page_shows_the_gallery_of_an_image_run(page: Any, tmp_path: Path) -> None:
+    bundled = samples.folder(tmp_path / "samples")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("clouds.jpg", "color_bars.png", "gradient.png", "palette.png", "plasma.jpg",
+                 "radial.png", "shapes.png", "text.png"):
+        shutil.copyfile(bundled / name, inputs / name)
+    shutil.copyfile(bundled / "gradient.png", inputs / HOSTILE)
+    names = list_images(str(inputs))  # what load_folder takes, in its order
+    assert names[-1] == HOSTILE and len(names) > GALLERY_MAX + 2, names
+    run = cl.Runner(image_chain(inputs, seconds=0.5), workers=1)
+    try:
+        with serve(run, announce=None) as srv:
+            goto(page, srv.url)
+            wait_state(page, "idle", 10)
+            g = gallery(page)
+            assert not g["shown"] and g["thumbnail"] is None  # nothing finished: nothing shown
+            t0 = time.monotonic()
+            click(page, "play")
+
+            def look() -> dict[str, Any]:
+                g = gallery(page)
+                labels = [t["label"] for t in g["tiles"]]
+                assert len(labels) <= GALLERY_MAX and set(labels) <= set(names), labels
+                g["loaded"] = bool(g["tiles"]) and all(
+                    loaded(t["before"]) and loaded(t["after"]) for t in g["tiles"])
+                g["labels"] = labels
+                return g
+
+            def mid_run() -> dict[str, Any] | None:
+                g = look()
+                return g if (g["state"] == "running" and g["shown"] and g["loaded"]
+                             and loaded(g["thumbnail"])) else None
+
+            g = wait_until(mid_run, 20, "before -> after images in the gallery mid-run")
+            assert run.status().state == "running"
+            newest = g["tiles"][0]
+            assert newest["after"]["alt"] == f"{newest['label']} (output)"
+            assert newest["before"]["alt"] == f"{newest['label']} (input)"
+
+            wait_until(lambda: run.status().state == "completed", 30, "the run to complete")
+            def last_items() -> dict[str, Any] | None:
+                g = look()
+                return g if g["labels"] == names[::-1][:GALLERY_MAX] and g["loaded"] else None
+
+            final = wait_until(last_items, 5, "the last items in the gallery")
+            elapsed = time.monotonic() - t0
+            # the hostile file name is shown as it is, as text: no element made of it
+            assert final["tiles"][0]["label"] == HOSTILE
+            panel = page.locator(".chainlib-panel").first
+            assert panel.locator("b").count() == 0 and page.locator("img[src='x']").count() == 0
+            assert panel.locator('[data-testid="thumbnail-label"]').text_content() == HOSTILE
+            asks = page.evaluate("() => chainlibModel.stats.galleryAsks")
+            assert 2 <= asks <= elapsed + 2, (asks, elapsed)  # on load, then at most 1 a second
+            assert srv.gallery is not None and srv.gallery.encodes <= asks
+    finally:
+        run.stop()
+        run.wait(30)

@@ -9,12 +9,19 @@
 //   - fetch: a {type:"status_request"} becomes GET /status, a {type:"command"} POST /commands
 //     (token in a header); their answers come back as the custom messages the panel expects
 //     ({type:"status"|"ack"|"error", id, ...}).
+//   - GET /gallery (when the server has one): the `thumbnail`, `thumbnail_label` and `gallery`
+//     traits, images decoded from base64 to bytes as the notebook's binary buffers arrive. Asked
+//     on load, then at most once per `galleryIntervalMs` and only when the snapshot's seq moved
+//     since the last ask (`?since=COUNTER`: a 204 means nothing new). A failed ask is repeated
+//     at the next sign of the server (status or heartbeat), never on a timer of its own.
 // A request that gets no usable answer (network error, timeout, 5xx) produces no message at all:
 // silence is what the state machine's pull / disconnect rules are built on. A 4xx is an error
 // reply (the notice names it). When the browser gives up on the event stream (it does on an HTTP
 // error), the stream is reopened after `retry` ms with the last event id, so the server resumes.
 
 const STREAM_RETRY_MS = 500;
+const GALLERY_INTERVAL_MS = 1000; // as the notebook panel's THUMBNAIL_INTERVAL
+const NOT_ASKED = Symbol("not asked");
 const PAGE_CONFIG = ["pull_interval", "fast_pull_interval", "command_timeout", "disconnect_after"];
 
 function numberOr(v, fallback) {
@@ -24,7 +31,8 @@ function numberOr(v, fallback) {
 /**
  * A panel model over HTTP.
  * options: {win, token, base ("" = same origin), title, config: {pull_interval, ...},
- *           retryMs (reopen delay of a closed stream), requestTimeoutMs}
+ *           retryMs (reopen delay of a closed stream), requestTimeoutMs,
+ *           gallery (true: the server has GET /gallery), galleryIntervalMs}
  */
 export function createModel(options) {
   const win = options.win || globalThis;
@@ -51,7 +59,20 @@ export function createModel(options) {
   const retryMs = numberOr(options.retryMs, STREAM_RETRY_MS);
   let reopenTimer = null;
   let closed = false;
-  const stats = { status: 0, heartbeat: 0, streamsOpened: 0, requests: 0, failedRequests: 0 };
+  const stats = {
+    status: 0, heartbeat: 0, streamsOpened: 0, requests: 0, failedRequests: 0,
+    galleryAsks: 0, galleryUpdates: 0,
+  };
+  let galleryWanted = options.gallery === true;
+  const galleryIntervalMs = numberOr(options.galleryIntervalMs, GALLERY_INTERVAL_MS);
+  const gallery = {
+    counter: null, // the counter of the gallery shown (null: none yet)
+    seq: null, // the newest snapshot seq seen
+    askedSeq: NOT_ASKED, // the seq when the gallery was last asked for
+    lastAsk: -Infinity, // Date.now() of the last ask
+    busy: false,
+    timer: null,
+  };
 
   function emit(name, arg) {
     for (const cb of [...(listeners.get(name) || [])]) {
@@ -66,6 +87,76 @@ export function createModel(options) {
   function setTrait(name, value) {
     traits[name] = value;
     emit(`change:${name}`);
+  }
+
+  // ------------------------------------------------------------------ gallery
+
+  function noteSeq(snap) {
+    if (snap && typeof snap === "object" && Number.isInteger(snap.seq)) gallery.seq = snap.seq;
+    askGallery();
+  }
+
+  function askGallery() {
+    if (!galleryWanted || closed || gallery.busy || gallery.timer !== null) return;
+    if (gallery.askedSeq === gallery.seq) return; // nothing happened since the last ask
+    const wait = Math.max(0, gallery.lastAsk + galleryIntervalMs - Date.now());
+    gallery.timer = setTimeout(fetchGallery, wait);
+  }
+
+  async function fetchGallery() {
+    gallery.timer = null;
+    if (closed) return;
+    gallery.busy = true;
+    gallery.askedSeq = gallery.seq;
+    gallery.lastAsk = Date.now();
+    stats.galleryAsks += 1;
+    const since = gallery.counter === null ? "" : `?since=${encodeURIComponent(gallery.counter)}`;
+    const { status, payload } = await request("GET", `/gallery${since}`);
+    gallery.busy = false;
+    if (closed) return;
+    if (status === 200) {
+      applyGallery(payload);
+    } else if (status === 404) {
+      galleryWanted = false; // this server keeps no gallery
+    } else if (status === 0 || status >= 500) {
+      gallery.askedSeq = NOT_ASKED; // no answer: ask again once the server is heard from
+      return;
+    }
+    askGallery(); // the seq may have moved on during the request
+  }
+
+  function bytesOf(text) {
+    if (typeof text !== "string" || text === "") return null;
+    try {
+      const raw = globalThis.atob(text);
+      const out = new Uint8Array(raw.length);
+      for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+      return out;
+    } catch (_) {
+      return null; // not base64: no image
+    }
+  }
+
+  /** The /gallery answer as the notebook's traits: bytes where it has binary buffers. */
+  function applyGallery(payload) {
+    if (!payload || typeof payload !== "object" || !Number.isInteger(payload.counter)) return;
+    const tiles = [];
+    for (const tile of Array.isArray(payload.gallery) ? payload.gallery : []) {
+      if (!tile || typeof tile !== "object") continue;
+      const after = bytesOf(tile.after);
+      if (after === null) continue;
+      tiles.push({
+        label: typeof tile.label === "string" ? tile.label : "",
+        after,
+        before: bytesOf(tile.before),
+      });
+    }
+    gallery.counter = payload.counter;
+    stats.galleryUpdates += 1;
+    setTrait("thumbnail", bytesOf(payload.thumbnail));
+    setTrait("thumbnail_label",
+      typeof payload.thumbnail_label === "string" ? payload.thumbnail_label : "");
+    setTrait("gallery", tiles);
   }
 
   async function request(method, path, body) {
@@ -102,6 +193,7 @@ export function createModel(options) {
     if (closed) return;
     if (status === 200 && payload && typeof payload === "object") {
       onOk(payload);
+      noteSeq(payload.status && typeof payload.status === "object" ? payload.status : payload);
     } else if (status >= 400 && status < 500) {
       const error = payload && typeof payload.error === "string" ? payload.error : `HTTP ${status}`;
       emit("msg:custom", { type: "error", id, error });
@@ -138,6 +230,7 @@ export function createModel(options) {
       if (e.lastEventId) lastEventId = e.lastEventId;
       stats.status += 1;
       setTrait("status", snap);
+      noteSeq(snap);
     });
     es.addEventListener("heartbeat", (e) => {
       let beat = {};
@@ -148,6 +241,7 @@ export function createModel(options) {
       }
       stats.heartbeat += 1;
       setTrait("heartbeat", numberOr(beat.time, Date.now() / 1000));
+      askGallery(); // contact: a failed gallery ask is repeated
     });
     es.addEventListener("error", () => {
       // CONNECTING: the browser retries by itself (after the server's `retry:`); CLOSED: it gave
@@ -179,11 +273,13 @@ export function createModel(options) {
     /** Start following the run (opens the event stream). */
     connect() {
       if (!source && !closed) openStream();
+      askGallery(); // on load
     },
     /** Stop the stream and every timer (the page is going away). */
     close() {
       closed = true;
       if (reopenTimer !== null) clearTimeout(reopenTimer);
+      if (gallery.timer !== null) clearTimeout(gallery.timer);
       if (source) source.close();
       source = null;
     },
@@ -212,6 +308,7 @@ export function boot(doc, panel) {
   for (const key of PAGE_CONFIG) if (key in info) config[key] = info[key];
   const model = createModel({
     win, token: meta("token"), title: info.title, config, retryMs: info.retry_ms,
+    gallery: info.gallery === true,
   });
   const el = doc.getElementById("chainlib-root");
   const dispose = panel.render({ model, el });
