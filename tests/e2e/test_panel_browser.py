@@ -217,11 +217,11 @@ def test_reload_mid_run(notebook: Any, page: Any) -> None:
     assert page.subshell_requests == [], "comms over subshells were meant to be disabled"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "upstream race (JupyterLab 4.6 commsOverSubshells=perCommTarget + ipykernel 7.4): after a "
-    "reload the page's comm messages may go to a deleted subshell and are dropped by the kernel "
-    "('Unknown subshell_id'); about 1 run in 7 here"))
 def test_reload_with_comm_subshells(notebook: Any, page: Any, lab: Any) -> None:
+    # Guards chainlib.kernel.honour_frontend_subshell. ipykernel 7.4 routes a comm's incoming
+    # messages to the subshell it last published from: after a reload that was the old page's
+    # subshell, deleted with it, and the new page's clicks were dropped ('Unknown subshell_id',
+    # about 1 run in 7 before the override). Following the front end's choice fixes it.
     nb = notebook("reload-subshells", comms_over_subshells="perCommTarget", n=1000, steps=10,
                   delay=0.01, autostart=True)
     try:
