@@ -104,13 +104,14 @@ def bench_images(model: str, n: int, repeat: int) -> dict[str, float]:
 # -- 2. memory ---------------------------------------------------------------------------------
 
 _RSS_CHILD = """
-import json, resource, sys
+import json, sys
 import numpy as np
 from chainlib.nodes.upscale import upscale
 from chainlib.nodes.upscale.model import SESSIONS
 model, size = sys.argv[1], int(sys.argv[2])
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def peak():  # VmHWM: ru_maxrss survives exec, and would include the parent's peak
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+                if line.startswith("VmHWM:"))
 SESSIONS.session(model, 2)
 upscale(np.zeros((64, 64, 3), np.uint8), model, tile=256)  # warm the session's arena
 base = peak()
@@ -188,7 +189,7 @@ def bench_video(model: str, frames: int, repeat: int, tmp: Path) -> dict[str, fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--frames", type=int, default=120)
