@@ -78,18 +78,17 @@ def compile_chain(chain: Graph) -> Plan:
     """
     with paused_gc():
         try:
-            return _compile(chain, chain.nodes)
+            return _compile(chain, chain.nodes.items())
         except _OutOfOrder:
             pass
-        order = _toposort(chain)
-        return _compile(chain, {nid: chain.nodes[nid] for nid in order})
+        return _compile(chain, _toposort(chain))
 
 
 class _OutOfOrder(Exception):
     """A node links to a later one: the chain's own order is not a topological order."""
 
 
-def _compile(chain: Graph, nodes: Mapping[str, NodeInstance]) -> Plan:
+def _compile(chain: Graph, nodes: Iterable[tuple[str, NodeInstance]]) -> Plan:
     """The plan, checking each node once its sources are checked (``nodes`` in an order where
     sources come first, else :class:`_OutOfOrder`). Checks per node, in this order: its type,
     its inputs' names and links, required inputs, its phase, link types, constants, its own
@@ -102,7 +101,7 @@ def _compile(chain: Graph, nodes: Mapping[str, NodeInstance]) -> Plan:
     buckets: dict[str, list[Step]] = {"pre": [], "item": [], "post": [], "iterator": [],
                                       "collector": []}
     iterator: list[str] = []
-    for nid, inst in nodes.items():
+    for nid, inst in nodes:
         ntype = inst.type
         spec = by_type.get(ntype)
         if spec is None:
@@ -268,32 +267,36 @@ def _resolve_output(nid: str, name: str, ref: OutputRef, src: NodeSpec) -> str:
     return ref.output
 
 
-def _toposort(chain: Graph) -> list[str]:
-    """The node ids in an order where every node comes after the nodes it links to (Kahn's
+def _toposort(chain: Graph) -> list[tuple[str, NodeInstance]]:
+    """The nodes in an order where every node comes after the nodes it links to (Kahn's
     algorithm, ties in the chain's own order); ``ChainError`` for a cycle or an unknown node."""
     nodes = chain.nodes
-    indegree = dict.fromkeys(nodes, 0)
+    indegree: dict[str, int] = {}  # links to nodes not yet placed (a link counts once per input)
     users: dict[str, list[str]] = {}  # only nodes that have users: no list per leaf
     for nid, inst in nodes.items():
-        sources: dict[str, None] = {}  # one edge per source, in a stable order
+        links = 0
         for name, value in inst.inputs.items():
             if value.__class__ is OutputRef:
-                if value.node not in nodes:
-                    raise ChainError(f"linked to unknown node {value.node!r}", node=nid,
-                                     input=name)
-                sources[value.node] = None
-        indegree[nid] = len(sources)
-        for src in sources:
-            users.setdefault(src, []).append(nid)
+                src = value.node
+                if src not in nodes:
+                    raise ChainError(f"linked to unknown node {src!r}", node=nid, input=name)
+                links += 1
+                found = users.get(src)
+                if found is None:
+                    users[src] = [nid]
+                else:
+                    found.append(nid)
+        indegree[nid] = links
     # a deque: popping the front of a list made this quadratic (issue 10)
-    ready = deque(nid for nid, d in indegree.items() if d == 0)
-    order: list[str] = []
+    ready = deque([nid for nid, d in indegree.items() if d == 0])
+    order: list[tuple[str, NodeInstance]] = []
     while ready:
         nid = ready.popleft()
-        order.append(nid)
+        order.append((nid, nodes[nid]))
         for user in users.get(nid, ()):
-            indegree[user] -= 1
-            if indegree[user] == 0:
+            left = indegree[user] - 1
+            indegree[user] = left
+            if left == 0:
                 ready.append(user)
     if len(order) != len(nodes):
         stuck = sorted(nid for nid, d in indegree.items() if d > 0)
