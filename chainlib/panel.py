@@ -269,14 +269,16 @@ class ControlPanel(anywidget.AnyWidget):
     def attach(cls, url: str, **options: Any) -> ControlPanel:
         """A panel for a run served by another process (``chainlib run CHAIN --serve PORT`` or
         ``Runner.serve()``): ``url`` is the URL it printed, token included. The panel shows and
-        controls that run exactly as a local one (through a :class:`chainlib.serve.RemoteRun`);
+        controls that run exactly as a local one (through a :class:`chainlib.serve.RemoteRun`),
+        thumbnail and gallery included (the server's ``/gallery``, asked at most once a second
+        by the publisher thread; a server without a gallery leaves them empty);
         closing the panel or restarting this kernel leaves the run going, so a new kernel can
         attach again. ``options`` are the constructor's (``pull_interval``, ...)."""
         from .serve import RemoteRun
 
         remote = RemoteRun(url)
         try:
-            panel = cls(remote, **{"thumbnail": False, **options})
+            panel = cls(remote, **options)
         except BaseException:
             remote.close()
             raise
@@ -435,7 +437,10 @@ class ControlPanel(anywidget.AnyWidget):
 
     def _make_thumbnail(self, last_counter: int | None) -> tuple[int | None, GalleryUpdate | None]:
         """``(counter, update)`` if the runner's gallery changed since ``last_counter``."""
-        items = self._runner.gallery()
+        runner = self._runner
+        if not isinstance(runner, Runner):  # attached: the server encoded the images already
+            return runner.fetch_gallery(last_counter)
+        items = runner.gallery()
         if not items or items[-1].counter == last_counter:
             return last_counter, None
         return items[-1].counter, gallery_update(items)  # None: nothing showable, keep the last

@@ -108,8 +108,10 @@ class Publisher:
             if (make_thumb is not None and snap.seq != thumb_seq and now >= next_thumb
                     and (open_slot or new)):
                 thumb_seq = snap.seq
-                next_thumb = now + THUMBNAIL_INTERVAL
                 thumb_counter, thumb = make_thumb(thumb_counter)
+                # counted from the end: a slow encode (or an attached panel's slow request) and
+                # a fast one after it still send their updates a whole interval apart
+                next_thumb = time.monotonic() + THUMBNAIL_INTERVAL
             del make_thumb
             if new or heartbeat is not None or repeat or thumb is not None or kernel_changed:
                 with_status = new or heartbeat is not None or repeat

@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 
 import chainlib as cl
 from chainlib.serve import ControlServer, serve
-from chainlib.serve.gallery import MAX_GALLERY_BODY
+from chainlib.serve.gallery import MAX_GALLERY_BODY, parse_body
 from chainlib.serve.security import cookie_name
 from chainlib.thumbnails import GALLERY_MAX_BYTES, gallery_update
 from tests.conftest import wait_until
@@ -118,6 +118,38 @@ def test_the_gallery_is_the_notebooks_encoding_once_per_counter_and_204_while_un
         again = client.get(f"/gallery{since}")
         assert again.status_code == 200 and again.content == r_content(body)
     assert srv.gallery.encodes == 1
+
+
+def test_a_body_parses_back_into_the_panels_traits_byte_for_byte(
+        served: tuple[cl.Runner, ControlServer, httpx.Client]) -> None:
+    run, _, client = served
+    assert parse_body(client.get("/gallery").content) == (0, None)  # nothing showable yet
+    run.start()
+    assert run.wait(30).state == "completed"
+    expected = gallery_update(run.gallery())
+    assert parse_body(client.get("/gallery").content) == (ITEMS, expected)  # the label too
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"<html>", "not JSON"),
+    (b"[1]", "not a JSON object"),
+    (b"[" * 100_000, "not JSON"),
+    (b'{"counter":-1,"gallery":[],"thumbnail_label":""}', "counter"),
+    (b'{"counter":true,"gallery":[],"thumbnail_label":""}', "counter"),
+    (b'{"counter":1,"thumbnail_label":""}', "gallery list"),
+    (b'{"counter":1,"gallery":[{"after":"AAAA"}],"thumbnail":"AAAA","thumbnail_label":""}',
+     "tile 0 is not an object with a label"),
+    (b'{"counter":1,"gallery":[{"label":"a","after":"%%%"}],"thumbnail":"AAAA",'
+     b'"thumbnail_label":"a"}', "tile 0's after is not valid base64"),
+    (b'{"counter":1,"gallery":[{"label":"a","after":"AAAA","before":7}],"thumbnail":"AAAA",'
+     b'"thumbnail_label":"a"}', "tile 0's before is not a base64 string"),
+    (b'{"counter":1,"gallery":[{"label":"a","after":"AAAA"}],"thumbnail":null,'
+     b'"thumbnail_label":"a"}', "the thumbnail is not a base64 string"),
+    (b" " * (MAX_GALLERY_BODY + 1), "over"),
+])
+def test_a_malformed_body_is_a_clear_error(body: bytes, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_body(body)
 
 
 def r_content(body: dict[str, object]) -> bytes:

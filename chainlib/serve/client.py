@@ -6,6 +6,9 @@ controllers use — ``status()``, ``command()``, ``start/pause/resume/stop()``, 
 (``ControlPanel.attach(url)``). Like the browser page it follows the run two ways: an SSE stream
 (fast path, reconnecting with ``Last-Event-ID``) and a periodic ``GET /status`` (the truth, every
 ``pull_interval`` s), each on its own daemon thread. The newest snapshot (highest ``seq``) wins.
+An attached panel's thumbnail and gallery come from ``GET /gallery``
+(:meth:`RemoteRun.fetch_gallery`, called by the panel's publisher thread), the images as the
+server encoded them.
 """
 
 from __future__ import annotations
@@ -31,10 +34,16 @@ from ..run.status import (
     RunState,
     Status,
 )
+from ..thumbnails import GalleryUpdate
+from .gallery import parse_body
 
 __all__ = ["RemoteError", "RemoteRun", "parse_url", "status_from_dict"]
 
 USER_AGENT: Final = "chainlib-remote"
+
+GALLERY_TIMEOUT: Final = 2.0
+"""The longest a ``/gallery`` request may take (at most): it runs on a panel's publisher thread,
+whose status messages wait meanwhile."""
 
 
 class RemoteError(Exception):
@@ -136,10 +145,13 @@ class RemoteRun:
         self.pull_interval = pull_interval
         headers = {"authorization": f"Bearer {self._token}", "user-agent": USER_AGENT}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
-        self._lock = threading.Lock()  # guards the three fields below
+        self._lock = threading.Lock()  # guards the five fields below
         self._watchers: list[threading.Event] = []
         self._last_contact = time.monotonic()
         self._snapshot: Status | None = None
+        self._no_gallery = False  # the server said it has none (404): ask no more
+        self.gallery_requests = 0
+        """How many ``/gallery`` requests were sent (under the lock)."""
         try:  # fail fast: a wrong URL or token
             self.fetch_status()
             self._info: dict[str, Any] = self._get_json("/info")
@@ -188,6 +200,8 @@ class RemoteRun:
 
     def command(self, name: str) -> Ack:
         """Send a command: the server's Ack, or a rejection naming the problem."""
+        if self._closing.is_set():
+            return Ack(name, False, f"detached from {self.base_url} (closed)", self.status())
         try:
             response = self._http.post("/commands", json={"command": name})
         except httpx.HTTPError as exc:
@@ -245,13 +259,48 @@ class RemoteRun:
             unwatch()
 
     def enable_preview(self) -> None:
-        """No thumbnails travel over the control server (for the panel's sake: a no-op)."""
+        """A no-op: the server keeps the images (unless served with ``gallery=False``), see
+        :meth:`fetch_gallery`."""
 
     def preview(self) -> None:
         return None
 
     def gallery(self) -> tuple[()]:
+        """No images are kept here (the server encodes them: see :meth:`fetch_gallery`)."""
         return ()
+
+    def fetch_gallery(self, since: int | None) -> tuple[int | None, GalleryUpdate | None]:
+        """``(counter, update)``: the served gallery if its counter moved on from ``since``.
+
+        A panel's thumbnail function (see :class:`chainlib.publisher.Publisher`): ``update`` is
+        what the panel's ``thumbnail``, ``thumbnail_label`` and ``gallery`` traits become, the
+        server's images as they came (JPEG / PNG bytes, not encoded again), or None when the
+        server has nothing showable yet. Blocks for at most :data:`GALLERY_TIMEOUT` s, so never
+        call it on a kernel's main thread. Never raises: while the gallery is unchanged (204),
+        and on any trouble (unreachable, a refusal, a malformed body) it returns
+        ``(since, None)``, so the panel keeps what it shows; after a 404 (a server without a
+        gallery) it asks no more. ``connected`` is not affected.
+        """
+        with self._lock:
+            if self._no_gallery or self._closing.is_set():
+                return since, None
+            self.gallery_requests += 1
+        params = {} if since is None else {"since": str(since)}
+        try:
+            response = self._http.get("/gallery", params=params,
+                                      timeout=min(self.timeout, GALLERY_TIMEOUT))
+        except (httpx.HTTPError, RuntimeError):  # RuntimeError: close() closed the client
+            return since, None
+        if response.status_code == 404:
+            with self._lock:
+                self._no_gallery = True
+            return since, None
+        if response.status_code != 200:  # 204: unchanged; anything else: try again later
+            return since, None
+        try:
+            return parse_body(response.content)
+        except ValueError:
+            return since, None
 
     def close(self) -> None:
         """Stop following the run (the run itself goes on)."""

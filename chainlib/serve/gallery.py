@@ -6,6 +6,8 @@ else 200 with ``{"counter", "thumbnail", "thumbnail_label", "gallery": [{"label"
 where the chain's iterator gives no image. The images are encoded by
 :func:`chainlib.thumbnails.gallery_update` (the notebook's encoder and byte budget), once per
 preview counter: every request until the next finished item gets the same cached body.
+:func:`parse_body` turns such a body back into the panel's traits (for an attached panel), the
+images' bytes as they came: nothing is decoded or encoded again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Final
 from ..run.preview import Preview
 from ..thumbnails import GALLERY_MAX_BYTES, MAX_LABEL, GalleryUpdate, gallery_update
 
-__all__ = ["MAX_GALLERY_BODY", "GalleryCache"]
+__all__ = ["MAX_GALLERY_BODY", "GalleryCache", "parse_body"]
 
 _MARKUP: Final = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
 _TILES: Final = 8  # gallery.js draws at most 8 tiles; the preview buffer keeps 4
@@ -51,6 +53,48 @@ def _body(counter: int, update: GalleryUpdate | None) -> bytes:
     for char, escape in _MARKUP:
         text = text.replace(char, escape)
     return text.encode("ascii")
+
+
+def _unb64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError as exc:  # binascii.Error
+        raise ValueError(f"{what} is not valid base64: {exc}") from None
+
+
+def parse_body(body: bytes) -> tuple[int, GalleryUpdate | None]:
+    """``(counter, update)`` from a ``/gallery`` body; the update is None when the body shows no
+    image (as :func:`gallery_update` gives None). Raises ``ValueError`` naming what is malformed
+    (a body over :data:`MAX_GALLERY_BODY` bytes included)."""
+    if len(body) > MAX_GALLERY_BODY:
+        raise ValueError(f"gallery body of {len(body)} bytes, over {MAX_GALLERY_BODY}")
+    try:
+        content = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"gallery body is not JSON: {exc}") from None
+    if not isinstance(content, dict):
+        raise ValueError("gallery body is not a JSON object")
+    counter, tiles, label = (content.get("counter"), content.get("gallery"),
+                             content.get("thumbnail_label"))
+    if not isinstance(counter, int) or isinstance(counter, bool) or counter < 0:
+        raise ValueError(f"gallery counter is not a non-negative integer: {counter!r}")
+    if not isinstance(tiles, list) or not isinstance(label, str):
+        raise ValueError("gallery body lacks its gallery list or thumbnail label")
+    if not tiles:
+        return counter, None
+    parsed: list[dict[str, Any]] = []
+    for i, tile in enumerate(tiles):
+        if not isinstance(tile, dict) or not isinstance(tile.get("label"), str):
+            raise ValueError(f"gallery tile {i} is not an object with a label")
+        before = tile.get("before")
+        parsed.append({"label": tile["label"],
+                       "after": _unb64(tile.get("after"), f"tile {i}'s after"),
+                       "before": None if before is None else
+                       _unb64(before, f"tile {i}'s before")})
+    return counter, GalleryUpdate(_unb64(content.get("thumbnail"), "the thumbnail"), label,
+                                  parsed)
 
 
 class GalleryCache:
