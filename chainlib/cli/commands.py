@@ -11,7 +11,7 @@ import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..api.registry import NodeSpec, all_specs
@@ -248,6 +248,32 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_foreign_files(samples_dir: Path, out: Path, sheet: str) -> None:
+    """The demo replaces its own outputs (its saves have ``overwrite=True``, to run again into the
+    same folder), so it must not start where that would replace a file chainlib did not write:
+    ``--out ~/Pictures`` would lose a ``gradient.png`` of the user's."""
+    from ..nodes.image.io import list_images
+    from ..outputs import OutputFolder
+
+    if not out.is_dir():
+        return
+    targets = [out / PurePosixPath(rel).with_suffix(".png")
+               for rel in list_images(str(samples_dir), "*", True)]
+    existing = [t for t in (*targets, out / sheet) if os.path.lexists(t)]
+    if not existing:
+        return
+    try:
+        folder = OutputFolder(out, locked=False).open()
+    except (OSError, RecordError) as exc:
+        raise UsageError(f"--out {out}: cannot read the output folder's record: {exc}") from None
+    foreign = [t for t in existing if not folder.is_ours(str(t))]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise UsageError(f"--out {out}: {str(foreign[0])!r}{more} exists and was not written by "
+                         "chainlib, and the demo would replace it; choose another --out (a new "
+                         "or empty folder)")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .. import samples
     from ..demo import CONTACT_SHEET, build_demo_chain, default_out
@@ -262,6 +288,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: writing into {out.resolve()}", file=say, flush=True)
     chain = build_demo_chain(samples_dir, out)
     chain.validate()
+    _refuse_foreign_files(samples_dir, out, CONTACT_SHEET)
     st, _ = execute(chain, workers=args.workers, on_error="skip",
                     progress=not args.no_progress, label="demo",
                     json_out=sys.stdout if args.json else None)
