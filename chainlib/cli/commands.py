@@ -96,7 +96,7 @@ def _is_path(name: str) -> bool:
 
 
 def _import_path(name: str) -> None:
-    path = Path(name).expanduser()
+    path = Path(os.path.expanduser(name))
     if not path.is_file():
         raise UsageError(f"--import {name}: no such file")
     module_name = path.stem
@@ -205,7 +205,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if count is not None:
         print(f"items: {count}")
     if args.svg:
-        svg = Path(args.svg).expanduser()
+        svg = Path(os.path.expanduser(args.svg))
         try:
             svg.write_text(to_svg(chain), encoding="utf-8")
         except OSError as exc:
@@ -278,7 +278,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .. import samples
     from ..demo import CONTACT_SHEET, build_demo_chain, default_out
 
-    out = Path(args.out).expanduser() if args.out else default_out()
+    out = Path(os.path.expanduser(args.out)) if args.out else default_out()
     try:
         samples_dir = samples.folder(args.samples)
     except OSError as exc:

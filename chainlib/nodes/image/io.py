@@ -61,7 +61,7 @@ def _natural_key(rel: str) -> tuple[Any, ...]:
 def _check_folder(folder: str) -> Path:
     if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
         raise ValueError(f"folder: expected a folder path, got {folder!r}")
-    root = Path(os.fspath(folder)).expanduser()
+    root = Path(os.path.expanduser(os.fspath(folder)))
     if not root.exists():
         raise ValueError(f"folder: {os.fspath(folder)!r} does not exist")
     if not root.is_dir():
