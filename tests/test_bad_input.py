@@ -219,3 +219,17 @@ def test_a_tilde_for_an_unknown_user_is_a_plain_name_not_a_traceback(
                               "save.folder=~no-such-user-x/out")
     assert code == 0, err
     assert (tmp_path / "~no-such-user-x" / "out" / "a.png").is_file()
+
+
+def test_an_input_folder_name_too_long_for_the_file_system_names_the_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the OSError used to reach the command line as "cannot read the output folder's record"
+    long_name = str(tmp_path / ("a" * 300))
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"format": "chainlib.chain", "version": 1, "nodes": [
+        {"id": "load", "type": "image.load_folder", "inputs": {"folder": {"value": long_name}}},
+    ]}))
+    for command in ("validate", "run"):
+        code, _, err = run_main(capsys, command, str(path))
+        one_line_error(code, err, "node 'load', input 'folder'", "File name too long")
+        assert "output folder" not in err

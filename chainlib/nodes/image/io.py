@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 import string
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -62,9 +63,13 @@ def _check_folder(folder: str) -> Path:
     if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
         raise ValueError(f"folder: expected a folder path, got {folder!r}")
     root = Path(os.path.expanduser(os.fspath(folder)))
-    if not root.exists():
-        raise ValueError(f"folder: {os.fspath(folder)!r} does not exist")
-    if not root.is_dir():
+    try:
+        st = root.stat()
+    except FileNotFoundError:
+        raise ValueError(f"folder: {os.fspath(folder)!r} does not exist") from None
+    except OSError as exc:  # a name too long, a loop of links, no permission...
+        raise ValueError(f"folder: cannot open {os.fspath(folder)!r}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
         raise ValueError(f"folder: {os.fspath(folder)!r} is not a folder")
     return root
 
