@@ -20,7 +20,7 @@ from ..chain.render import to_svg
 from ..chain.validate import compile_chain, output_folders, resumable
 from ..memory import parse_size, set_max_image_mb
 from ..records import RecordError
-from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe
+from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe, write_out
 from .overrides import apply_overrides
 from .progress import execute, summary
 from .remote import serve_hook
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             close()
     text, code = summary(st, _output_folders(chain), resumable=resumable(compile_chain(chain)),
                          resumed=args.resume)
-    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+    write_out(text + "\n", sys.stderr if args.json else sys.stdout)
     return code
 
 
@@ -294,8 +294,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     json_out=sys.stdout if args.json else None)
     # not resumable: the demo replaces its outputs, and `chainlib demo` has no --resume
     text, code = summary(st, _output_folders(chain), resumable=False)
-    print(text, file=say, flush=True)
     sheet = out / CONTACT_SHEET
     if st.state == "completed" and sheet.exists():
-        print(f"contact sheet: {sheet.resolve()}", file=say)
+        text += f"\ncontact sheet: {sheet.resolve()}"
+    write_out(text + "\n", say)
     return code
