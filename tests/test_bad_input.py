@@ -233,3 +233,28 @@ def test_an_input_folder_name_too_long_for_the_file_system_names_the_input(
         code, _, err = run_main(capsys, command, str(path))
         one_line_error(code, err, "node 'load', input 'folder'", "File name too long")
         assert "output folder" not in err
+
+
+@pytest.mark.parametrize(("template", "fragment"), [
+    ("{nope}", "unknown field(s) {nope}"),
+    ("{name.__class__}", "unknown field(s) {name.__class__}"),
+    ("{", "invalid template '{'"),
+    ("{index:>1000000000}", "a width or precision of 1000000000"),  # used to build 1 GB per item
+    ("{index:.999999999}", "a width or precision of 999999999"),
+])
+def test_a_save_template_that_cannot_work_fails_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str, fragment: str) -> None:
+    # it used to be accepted, then fail every item (or exhaust the memory) when the run came
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.new("RGB", (8, 8)).save(inputs / "a.png")
+    chain = cl.Chain("t")
+    src = chain.add("image.load_folder", folder=str(inputs))
+    chain.add("image.save", image=src["image"], folder=str(tmp_path / "out"), name=src["name"],
+              template=template)
+    path = tmp_path / "c.json"
+    chain.save(path)
+    for command in ("validate", "run"):
+        code, _, err = run_main(capsys, command, str(path))
+        one_line_error(code, err, "node 'save', input 'template'", fragment)
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Annotated, Any, Literal, TypedDict, cast
 
@@ -169,22 +169,43 @@ _EXT_FORMAT = {
     ".tiff": "tiff",
 }
 _TEMPLATE_FIELDS = ("name", "index")
+_MAX_NAME_BYTES = 255  # a file name on the common file systems
 
 
-def _file_name(name: str, template: str, fmt: str, index: int) -> tuple[str, str]:
-    """The output file name and the format to write it in."""
-    if not isinstance(name, str):
-        raise ValueError(f"name: expected a string, got {name!r}")
+def _check_template(template: str) -> None:
+    """Raise ``ValueError`` ("template: ...") for a template that cannot make a file name."""
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"template: invalid template {template!r}: {exc}") from None
+    fields = {f for _, f, _, _ in parsed if f is not None}
     unknown = sorted(f for f in fields if f not in _TEMPLATE_FIELDS)
     if unknown:
         raise ValueError(
             f"template: unknown field(s) {', '.join('{' + f + '}' for f in unknown)} in"
             f" {template!r}; available: {{name}}, {{index}}"
         )
+    # refused before formatting: "{index:>1000000000}" would build a 1 GB string per item
+    for _, _, spec, _ in parsed:
+        for digits in re.findall(r"\d+", spec or ""):
+            if int(digits) > _MAX_NAME_BYTES:
+                raise ValueError(
+                    f"template: a width or precision of {int(digits)} in {template!r} makes a "
+                    f"name longer than a file name can be ({_MAX_NAME_BYTES} bytes)")
+
+
+def _check_save(constants: Mapping[str, Any]) -> None:
+    """At validation: a constant template can make file names."""
+    template = constants.get("template")
+    if isinstance(template, str):
+        _check_template(template)
+
+
+def _file_name(name: str, template: str, fmt: str, index: int) -> tuple[str, str]:
+    """The output file name and the format to write it in."""
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a string, got {name!r}")
+    _check_template(template)
     try:
         base = template.format(name=name, index=index)
     except (ValueError, IndexError, TypeError) as exc:
@@ -244,7 +265,7 @@ def _target(folder: str, name: str, format: str = "png", template: str = "{name}
     return os.path.join(directory, file_name)
 
 
-@node("image.save", output="path", writes_files=True, target=_target)
+@node("image.save", output="path", writes_files=True, target=_target, check=_check_save)
 def save(
     image: Image,
     folder: str,
