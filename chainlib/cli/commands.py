@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
 from ..api.registry import NodeSpec, all_specs
@@ -64,20 +65,21 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def import_modules(names: Sequence[str]) -> None:
+def import_modules(names: Sequence[str]) -> list[ModuleType]:
     """Import the ``--import`` modules (dotted names, or paths to ``.py`` files) so that the node
     types they register are available. A path is loaded from that file alone; a dotted name is
     searched on ``sys.path`` and then in the current folder, which comes last (a ``tqdm.py``
-    lying there never shadows the real package)."""
+    lying there never shadows the real package). Returns the modules loaded from a path."""
+    by_path: list[ModuleType] = []
     if not names:
-        return
+        return by_path
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path and not all(_is_path(n) for n in names):
         sys.path.append(cwd)
     for name in names:
         try:
             if _is_path(name):
-                _import_path(name)
+                by_path.append(_import_path(name))
             else:
                 importlib.import_module(name)
         except UsageError:
@@ -89,13 +91,14 @@ def import_modules(names: Sequence[str]) -> None:
             raise UsageError(f"--import {name}: {_where(exc)}") from None
         except Exception as exc:
             raise UsageError(f"--import {name}: {_where(exc)}") from None
+    return by_path
 
 
 def _is_path(name: str) -> bool:
     return name.endswith(".py") or "/" in name or os.sep in name
 
 
-def _import_path(name: str) -> None:
+def _import_path(name: str) -> ModuleType:
     path = Path(os.path.expanduser(name))
     if not path.is_file():
         raise UsageError(f"--import {name}: no such file")
@@ -110,6 +113,7 @@ def _import_path(name: str) -> None:
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
+    return module
 
 
 def _where(exc: BaseException) -> str:
@@ -150,6 +154,16 @@ def _output_folders(chain: Chain) -> list[str]:
     return folders
 
 
+def _pickle_by_value(modules: Sequence[ModuleType]) -> None:
+    """A module loaded from a file is on no ``sys.path`` of a cluster's workers, which would
+    fail to import it: its nodes travel in the payload by value instead, as a notebook's do."""
+    if modules:
+        import cloudpickle  # type: ignore[import-untyped]  # comes with distributed (--cluster)
+
+        for module in modules:
+            cloudpickle.register_pickle_by_value(module)
+
+
 def _connect(address: str) -> tuple[Any, Callable[[], None]]:
     """A ``distributed.Client`` for ``address`` (``local:N`` starts a LocalCluster of N worker
     processes) and a function closing what was opened."""
@@ -167,12 +181,13 @@ def _connect(address: str) -> tuple[Any, Callable[[], None]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     serve = serve_hook(args)
-    import_modules(args.imports)
+    by_path = import_modules(args.imports)
     chain, _ = _load_chain(args.chain, args.sets)
     close: Callable[[], None] | None = None
     client: Any = None
     if args.cluster:
-        client, close = _connect(args.cluster)
+        client, close = _connect(args.cluster)  # first: says so if distributed is missing
+        _pickle_by_value(by_path)
     if args.max_image_mb is not None:
         set_max_image_mb(args.max_image_mb)
     try:
