@@ -30,7 +30,7 @@ def default_out() -> Path:
     else ``demo-out`` in the user's cache folder (``~/.cache/chainlib/demo-out``), so that a demo
     run inside a checkout leaves nothing in it."""
     env = os.environ.get("CHAINLIB_DEMO_OUT")
-    return Path(env).expanduser() if env else cache_dir() / "demo-out"
+    return Path(os.path.expanduser(env)) if env else cache_dir() / "demo-out"
 
 CONTACT_SHEET = "contact_sheet.png"
 """The contact sheet's file name in the output folder."""
@@ -46,8 +46,8 @@ def build_demo_chain(
     Existing outputs are overwritten, so the demo can be run again into the same folder. Node ids:
     ``load_folder``, ``resize``, ``caption``, ``save``, ``contact_sheet``, ``save_sheet``.
     """
-    samples = str(Path(os.fspath(samples_dir)).expanduser())
-    out = str(Path(os.fspath(out_dir)).expanduser())
+    samples = str(Path(os.path.expanduser(os.fspath(samples_dir))))
+    out = str(Path(os.path.expanduser(os.fspath(out_dir))))
     chain = Chain("chainlib demo")
     src = chain.add("image.load_folder", id="load_folder", folder=samples, recursive=True)
     small = chain.add(

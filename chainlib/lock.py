@@ -76,7 +76,7 @@ class FolderLock:
     """The lock of one output folder, held from :meth:`acquire` to :meth:`release`."""
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder).expanduser()
+        self.folder = Path(os.path.expanduser(folder))
         self.path = self.folder / LOCK_NAME
         self._fd: int | None = None
 

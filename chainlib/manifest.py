@@ -48,7 +48,7 @@ class Manifest:
     """Finished items of one output folder, shared by the workers of a run (one lock)."""
 
     def __init__(self, folder: str | os.PathLike[str], fingerprint: str) -> None:
-        self.folder = Path(folder).expanduser()
+        self.folder = Path(os.path.expanduser(folder))
         self.path = self.folder / MANIFEST_NAME
         self.fingerprint = fingerprint
         self._lock = threading.Lock()

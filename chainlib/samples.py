@@ -227,7 +227,7 @@ def default_folder() -> Path:
     (``~/.cache/chainlib``, or ``$XDG_CACHE_HOME/chainlib``)."""
     env = os.environ.get("CHAINLIB_SAMPLES")
     if env:
-        return Path(env).expanduser()
+        return Path(os.path.expanduser(env))
     return cache_dir() / f"samples-v{VERSION}"
 
 
@@ -255,7 +255,7 @@ def folder(path: str | os.PathLike[str] | None = None, *, include_corrupt: bool 
     ``broken.jpg`` (truncated garbage after a JPEG header) to exercise error handling; without it
     a ``broken.jpg`` this function wrote earlier is removed.
     """
-    root = Path(os.fspath(path)).expanduser() if path is not None else default_folder()
+    root = Path(os.path.expanduser(os.fspath(path))) if path is not None else default_folder()
     root.mkdir(parents=True, exist_ok=True)
     for name in _SAMPLES:
         _write_if_changed(root.joinpath(*name.split("/")), _encode(name))
@@ -281,7 +281,9 @@ def media_folder() -> Path:
 
 
 def _target(path: str | os.PathLike[str] | None, default_name: str) -> Path:
-    return Path(os.fspath(path)).expanduser() if path is not None else media_folder() / default_name
+    if path is None:
+        return media_folder() / default_name
+    return Path(os.path.expanduser(os.fspath(path)))
 
 
 def model(path: str | os.PathLike[str] | None = None, *, scale: int = 2) -> Path:

@@ -194,3 +194,67 @@ def test_a_second_runner_into_a_locked_folder_is_refused_naming_the_holder(
     final = second.wait(30)
     assert final.state == "completed" and final.failed == 1  # a.png exists: not replaced
     assert "already exists (written by an earlier run)" in final.failures[0].message
+
+
+def test_a_tilde_for_an_unknown_user_is_a_plain_name_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # pathlib's expanduser() raised "RuntimeError: Could not determine home directory." (a
+    # traceback for validate, "run failed" for run); the shell, and os.path, leave it as it is
+    monkeypatch.chdir(tmp_path)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.new("RGB", (8, 8)).save(inputs / "a.png")
+    chain = cl.Chain("t")
+    src = chain.add("image.load_folder", folder="~no-such-user-x/in")
+    chain.add("image.save", image=src["image"], folder="out", name=src["name"])
+    path = tmp_path / "c.json"
+    chain.save(path)
+    for command in ("validate", "run"):
+        code, _, err = run_main(capsys, command, str(path))
+        one_line_error(code, err, "node 'load_folder', input 'folder'",
+                       "'~no-such-user-x/in' does not exist")
+    code, _, err = run_main(capsys, "run", str(path), "--no-progress", "--set",
+                              f"load_folder.folder={inputs}", "--set",
+                              "save.folder=~no-such-user-x/out")
+    assert code == 0, err
+    assert (tmp_path / "~no-such-user-x" / "out" / "a.png").is_file()
+
+
+def test_an_input_folder_name_too_long_for_the_file_system_names_the_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the OSError used to reach the command line as "cannot read the output folder's record"
+    long_name = str(tmp_path / ("a" * 300))
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"format": "chainlib.chain", "version": 1, "nodes": [
+        {"id": "load", "type": "image.load_folder", "inputs": {"folder": {"value": long_name}}},
+    ]}))
+    for command in ("validate", "run"):
+        code, _, err = run_main(capsys, command, str(path))
+        one_line_error(code, err, "node 'load', input 'folder'", "File name too long")
+        assert "output folder" not in err
+
+
+@pytest.mark.parametrize(("template", "fragment"), [
+    ("{nope}", "unknown field(s) {nope}"),
+    ("{name.__class__}", "unknown field(s) {name.__class__}"),
+    ("{", "invalid template '{'"),
+    ("{index:>1000000000}", "a width or precision of 1000000000"),  # used to build 1 GB per item
+    ("{index:.999999999}", "a width or precision of 999999999"),
+])
+def test_a_save_template_that_cannot_work_fails_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str, fragment: str) -> None:
+    # it used to be accepted, then fail every item (or exhaust the memory) when the run came
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.new("RGB", (8, 8)).save(inputs / "a.png")
+    chain = cl.Chain("t")
+    src = chain.add("image.load_folder", folder=str(inputs))
+    chain.add("image.save", image=src["image"], folder=str(tmp_path / "out"), name=src["name"],
+              template=template)
+    path = tmp_path / "c.json"
+    chain.save(path)
+    for command in ("validate", "run"):
+        code, _, err = run_main(capsys, command, str(path))
+        one_line_error(code, err, "node 'save', input 'template'", fragment)
+    assert not (tmp_path / "out").exists()

@@ -173,6 +173,23 @@ def test_duplicate_and_bad_ids() -> None:
         chain.add("t.add1", id="a.b", x=1)
 
 
+def test_an_id_that_is_no_string_says_how_to_set_an_input_named_id() -> None:
+    # a node with an input called "id": Chain.add(..., id=5) raised "expected string or
+    # bytes-like object, got 'int'" from a regular expression
+    @cl.node("t.with_id")
+    def with_id(id: int) -> int:
+        return id
+
+    chain = cl.Chain()
+    with pytest.raises(TypeError, match=r"id= names the node \(a string\), got 5; set an input "
+                                        r"named 'id' with chain.set\(node, 'id', value\)"):
+        chain.add("t.with_id", id=5)
+    assert chain.nodes == {}
+    handle = chain.add("t.with_id")
+    chain.set(handle.id, "id", 5)
+    chain.validate()
+
+
 def test_runner_validates_on_construction() -> None:
     chain = cl.Chain()
     chain.add("t.add1")

@@ -361,6 +361,28 @@ def test_demo(tmp_path: Path) -> None:
     assert outputs(out) == sorted([*expected_outputs(".png"), "contact_sheet.png"])
 
 
+def test_demo_never_replaces_files_it_did_not_write(tmp_path: Path) -> None:
+    # it used to: `chainlib demo --out ~/Pictures` replaced the user's gradient.png
+    extra = {"CHAINLIB_SAMPLES": str(tmp_path / "samples")}
+    out = tmp_path / "pictures"
+    out.mkdir()
+    mine = out / "gradient.png"
+    mine.write_bytes(b"the user's own file")
+    proc = cli("demo", "--out", out, "--no-progress", extra_env=extra)
+    assert_user_error(proc, f"--out {out}: {str(mine)!r} exists and was not written by chainlib")
+    assert proc.stderr.count("\n") == 1
+    assert mine.read_bytes() == b"the user's own file"
+    assert sorted(p.name for p in out.iterdir()) == ["gradient.png"]
+    mine.unlink()
+    assert cli("demo", "--out", out, "--no-progress", extra_env=extra).returncode == 0
+    again = cli("demo", "--out", out, "--no-progress", extra_env=extra)  # its own: replaced
+    assert again.returncode == 0, again.stderr
+    (out / "contact_sheet.png").write_bytes(b"edited since")  # no longer chainlib's
+    proc = cli("demo", "--out", out, "--no-progress", extra_env=extra)
+    assert_user_error(proc, "contact_sheet.png' exists and was not written by chainlib")
+    assert (out / "contact_sheet.png").read_bytes() == b"edited since"
+
+
 # -- Ctrl-C ------------------------------------------------------------------------------------
 
 

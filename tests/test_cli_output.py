@@ -48,6 +48,32 @@ def test_json_reports_failures_and_the_exit_code(inputs: Path, tmp_path: Path) -
            "--overwrite to replace existing files" in again.stderr
 
 
+def run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command with its stdout a pipe whose reader went away at once (``| true``)."""
+    proc = subprocess.Popen([sys.executable, "-m", "chainlib", *args], env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
+
+
+def test_a_closed_stdout_changes_neither_the_run_nor_its_exit_code(inputs: Path,
+                                                                    tmp_path: Path) -> None:
+    # `chainlib run c.json --json | head -1`: the broken pipe used to end the command at once
+    # with exit 0, the run abandoned half-way; without --json, failures exited 0
+    args = example_args(inputs, tmp_path / "out")
+    first = run_with_stdout_closed(*args, "--json")
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    assert "completed:" in first.stderr  # the summary still goes to stderr
+    assert len(list((tmp_path / "out").glob("*.*"))) == N_SAMPLES
+    for extra in ((), ("--json",)):  # the outputs exist now: every item fails
+        again = run_with_stdout_closed(*args, *extra)
+        assert again.returncode == 1, again.stderr
+        assert "Traceback" not in again.stderr
+
+
 def test_verbose_logs_state_changes_on_stderr(inputs: Path, tmp_path: Path) -> None:
     quiet = cli(*example_args(inputs, tmp_path / "a"))
     assert "chainlib: INFO" not in quiet.stderr

@@ -376,3 +376,29 @@ def test_a_worker_budget_is_the_runs_capped_at_half_the_worker_memory_limit() ->
     assert memory.worker_limit(None, 0) == no_limit
     if no_limit is not None:
         assert memory.worker_limit(1 << 20, None) == 1 << 20
+
+
+def test_cli_nodes_imported_from_a_file_run_on_a_local_cluster(tmp_path: Path) -> None:
+    # `--import nodes.py --cluster local:1` failed every item with "lost the Dask cluster:
+    # ModuleNotFoundError: No module named 'file_nodes'": the workers cannot import a file
+    # that is on no sys.path, so its nodes travel by value, as a notebook's do
+    from tests.test_cli import cli
+
+    (tmp_path / "file_nodes.py").write_text(
+        "import chainlib as cl\n\n\n"
+        "@cl.node('t.file_triple')\n"
+        "def triple(value: int) -> int:\n"
+        "    return 3 * value\n")
+    chain = {"format": "chainlib.chain", "version": 1, "name": "t", "nodes": [
+        {"id": "r", "type": "core.range", "inputs": {"n": {"value": 4}}},
+        {"id": "t", "type": "t.file_triple", "inputs": {"value": {"link": {"node": "r"}}}},
+        {"id": "c", "type": "core.collect", "inputs": {"values": {"link": {"node": "t"}}}},
+    ]}
+    (tmp_path / "c.json").write_text(json.dumps(chain))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    proc = cli("run", tmp_path / "c.json", "--import", tmp_path / "file_nodes.py",
+               "--cluster", "local:1", "--no-progress", "--json", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    end = json.loads(proc.stdout.splitlines()[-1])
+    assert (end["state"], end["done"], end["failed"]) == ("completed", 4, 0), end

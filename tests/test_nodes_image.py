@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from chainlib.api import Item, Lazy, NullContext, all_specs
+from chainlib.memory import set_max_image_mb
 from chainlib.nodes import image as im
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -244,6 +245,20 @@ def test_resize_errors() -> None:
         im.resize(a, width=2, filter="fancy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="mode: 'stretch'"):
         im.resize(a, width=2, height=2, mode="stretch")  # type: ignore[arg-type]
+
+
+def test_resize_refuses_a_result_over_the_per_image_limit() -> None:
+    # width=65535 on an 800x600 photo asked Pillow for 65535x49151 RGB (9.6 GB) and the run
+    # ground on for minutes (or was killed); the limit decoded images get applies to results too
+    a = _rng_image((8, 8, 3))
+    set_max_image_mb(1)
+    try:
+        with pytest.raises(ValueError, match=r"width: the result 1000x1000 with 3 channel\(s\) "
+                                             r"is 3 MB, over the 1 MB limit per image"):
+            im.resize(a, width=1000)
+        assert im.resize(a, width=500).shape == (500, 500, 3)  # 0.7 MB: fine
+    finally:
+        set_max_image_mb(None)
 
 
 def test_info(any_image: np.ndarray[Any, Any]) -> None:

@@ -442,3 +442,32 @@ def test_interrupt_during_wait_stops_the_run(gates: Gates) -> None:
     timer.join()
     assert run.status().state == "stopped"
     assert gates.calls == [0]
+
+
+@pytest.mark.parametrize(("start", "step", "expected"), [
+    (5, 0, [5, 5, 5]),          # "n integers: start, start+step, ...": n copies, not a crash
+    (0, -2, [0, -2, -4]),
+    (10**20, 1, [10**20, 10**20 + 1, 10**20 + 2]),
+])
+def test_core_range_yields_n_integers_whatever_the_step(start: int, step: int,
+                                                          expected: list[int]) -> None:
+    chain = cl.Chain()
+    col = chain.add("core.collect", values=chain.add("core.range", n=3, start=start, step=step))
+    run = cl.Runner(chain)
+    run.start()
+    s = run.wait(10)
+    assert (s.state, s.done, s.total, s.error) == ("completed", 3, 3, None)
+    assert run.result(col) == expected
+
+
+def test_core_range_beyond_the_platforms_sizes_counts_and_stops() -> None:
+    # len(range(...)) raises OverflowError above sys.maxsize: the run used to fail at once
+    chain = cl.Chain()
+    chain.add("core.range", n=10**20)
+    run = cl.Runner(chain)
+    run.start()
+    wait_until(lambda: run.status().done >= 3 or run.status().state != "running")
+    assert (run.status().state, run.status().total) == ("running", 10**20)
+    run.stop()
+    s = run.wait(10)
+    assert (s.state, s.error) == ("stopped", None)

@@ -26,6 +26,14 @@ def test_cluster_of_a_wrong_type_is_a_type_error_at_construction(bad: object) ->
         cl.Runner(gated_chain(1), cluster=bad)
 
 
+@pytest.mark.parametrize("bad", [1.5, "2", True, None])
+def test_workers_of_a_wrong_type_is_a_type_error_at_construction(bad: object) -> None:
+    # 1.5 used to start and fail the run with "'float' object cannot be interpreted as an
+    # integer"; "2" raised a bare "'<' not supported"; True ran as one worker
+    with pytest.raises(TypeError, match=r"workers must be a whole number \(int\), got "):
+        cl.Runner(gated_chain(1), workers=bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", ["", "scheduler:8786", "localhost"])
 def test_cluster_string_that_is_no_address(bad: str) -> None:
     with pytest.raises(ValueError, match=r"'tcp://host:8786'.*'local:N'"):

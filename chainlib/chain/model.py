@@ -40,6 +40,9 @@ class Chain:
             spec = spec_of(node)
             assert spec is not None
             node_type = spec.id
+        if id is not None and not isinstance(id, str):
+            raise TypeError(f"id= names the node (a string), got {id!r}; set an input named 'id' "
+                            "with chain.set(node, 'id', value)")
         node_id = id or self._fresh_id(node_type)
         check_node_id(node_id)
         if node_id in self.nodes:

@@ -11,7 +11,8 @@ import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
 from ..api.registry import NodeSpec, all_specs
@@ -20,7 +21,7 @@ from ..chain.render import to_svg
 from ..chain.validate import compile_chain, output_folders, resumable
 from ..memory import parse_size, set_max_image_mb
 from ..records import RecordError
-from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe
+from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe, write_out
 from .overrides import apply_overrides
 from .progress import execute, summary
 from .remote import serve_hook
@@ -64,20 +65,21 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def import_modules(names: Sequence[str]) -> None:
+def import_modules(names: Sequence[str]) -> list[ModuleType]:
     """Import the ``--import`` modules (dotted names, or paths to ``.py`` files) so that the node
     types they register are available. A path is loaded from that file alone; a dotted name is
     searched on ``sys.path`` and then in the current folder, which comes last (a ``tqdm.py``
-    lying there never shadows the real package)."""
+    lying there never shadows the real package). Returns the modules loaded from a path."""
+    by_path: list[ModuleType] = []
     if not names:
-        return
+        return by_path
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path and not all(_is_path(n) for n in names):
         sys.path.append(cwd)
     for name in names:
         try:
             if _is_path(name):
-                _import_path(name)
+                by_path.append(_import_path(name))
             else:
                 importlib.import_module(name)
         except UsageError:
@@ -89,14 +91,15 @@ def import_modules(names: Sequence[str]) -> None:
             raise UsageError(f"--import {name}: {_where(exc)}") from None
         except Exception as exc:
             raise UsageError(f"--import {name}: {_where(exc)}") from None
+    return by_path
 
 
 def _is_path(name: str) -> bool:
     return name.endswith(".py") or "/" in name or os.sep in name
 
 
-def _import_path(name: str) -> None:
-    path = Path(name).expanduser()
+def _import_path(name: str) -> ModuleType:
+    path = Path(os.path.expanduser(name))
     if not path.is_file():
         raise UsageError(f"--import {name}: no such file")
     module_name = path.stem
@@ -110,6 +113,7 @@ def _import_path(name: str) -> None:
     except BaseException:
         sys.modules.pop(module_name, None)
         raise
+    return module
 
 
 def _where(exc: BaseException) -> str:
@@ -150,6 +154,16 @@ def _output_folders(chain: Chain) -> list[str]:
     return folders
 
 
+def _pickle_by_value(modules: Sequence[ModuleType]) -> None:
+    """A module loaded from a file is on no ``sys.path`` of a cluster's workers, which would
+    fail to import it: its nodes travel in the payload by value instead, as a notebook's do."""
+    if modules:
+        import cloudpickle  # type: ignore[import-untyped]  # comes with distributed (--cluster)
+
+        for module in modules:
+            cloudpickle.register_pickle_by_value(module)
+
+
 def _connect(address: str) -> tuple[Any, Callable[[], None]]:
     """A ``distributed.Client`` for ``address`` (``local:N`` starts a LocalCluster of N worker
     processes) and a function closing what was opened."""
@@ -167,12 +181,13 @@ def _connect(address: str) -> tuple[Any, Callable[[], None]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     serve = serve_hook(args)
-    import_modules(args.imports)
+    by_path = import_modules(args.imports)
     chain, _ = _load_chain(args.chain, args.sets)
     close: Callable[[], None] | None = None
     client: Any = None
     if args.cluster:
-        client, close = _connect(args.cluster)
+        client, close = _connect(args.cluster)  # first: says so if distributed is missing
+        _pickle_by_value(by_path)
     if args.max_image_mb is not None:
         set_max_image_mb(args.max_image_mb)
     try:
@@ -186,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             close()
     text, code = summary(st, _output_folders(chain), resumable=resumable(compile_chain(chain)),
                          resumed=args.resume)
-    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+    write_out(text + "\n", sys.stderr if args.json else sys.stdout)
     return code
 
 
@@ -205,7 +220,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if count is not None:
         print(f"items: {count}")
     if args.svg:
-        svg = Path(args.svg).expanduser()
+        svg = Path(os.path.expanduser(args.svg))
         try:
             svg.write_text(to_svg(chain), encoding="utf-8")
         except OSError as exc:
@@ -248,11 +263,37 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_foreign_files(samples_dir: Path, out: Path, sheet: str) -> None:
+    """The demo replaces its own outputs (its saves have ``overwrite=True``, to run again into the
+    same folder), so it must not start where that would replace a file chainlib did not write:
+    ``--out ~/Pictures`` would lose a ``gradient.png`` of the user's."""
+    from ..nodes.image.io import list_images
+    from ..outputs import OutputFolder
+
+    if not out.is_dir():
+        return
+    targets = [out / PurePosixPath(rel).with_suffix(".png")
+               for rel in list_images(str(samples_dir), "*", True)]
+    existing = [t for t in (*targets, out / sheet) if os.path.lexists(t)]
+    if not existing:
+        return
+    try:
+        folder = OutputFolder(out, locked=False).open()
+    except (OSError, RecordError) as exc:
+        raise UsageError(f"--out {out}: cannot read the output folder's record: {exc}") from None
+    foreign = [t for t in existing if not folder.is_ours(str(t))]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise UsageError(f"--out {out}: {str(foreign[0])!r}{more} exists and was not written by "
+                         "chainlib, and the demo would replace it; choose another --out (a new "
+                         "or empty folder)")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .. import samples
     from ..demo import CONTACT_SHEET, build_demo_chain, default_out
 
-    out = Path(args.out).expanduser() if args.out else default_out()
+    out = Path(os.path.expanduser(args.out)) if args.out else default_out()
     try:
         samples_dir = samples.folder(args.samples)
     except OSError as exc:
@@ -262,13 +303,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: writing into {out.resolve()}", file=say, flush=True)
     chain = build_demo_chain(samples_dir, out)
     chain.validate()
+    _refuse_foreign_files(samples_dir, out, CONTACT_SHEET)
     st, _ = execute(chain, workers=args.workers, on_error="skip",
                     progress=not args.no_progress, label="demo",
                     json_out=sys.stdout if args.json else None)
     # not resumable: the demo replaces its outputs, and `chainlib demo` has no --resume
     text, code = summary(st, _output_folders(chain), resumable=False)
-    print(text, file=say, flush=True)
     sheet = out / CONTACT_SHEET
     if st.state == "completed" and sheet.exists():
-        print(f"contact sheet: {sheet.resolve()}", file=say)
+        text += f"\ncontact sheet: {sheet.resolve()}"
+    write_out(text + "\n", say)
     return code

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from ..run import Event, Runner, Status
 from ..run.states import FINISHED_STATES
+from .common import write_out
 
 log = logging.getLogger("chainlib")
 
@@ -68,6 +69,7 @@ class StateFeed:
                      "exit_code": exit_code})
 
     def _write(self, obj: dict[str, Any]) -> None:
-        if self._out is not None:
-            self._out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-            self._out.flush()
+        if self._out is not None and not write_out(json.dumps(obj, ensure_ascii=False) + "\n",
+                                                   self._out):
+            self._out = None
+            log.warning("stdout is closed: no more --json lines, the run goes on")

@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from ..api import Item, Range, collector, iterator, node
 
 
-@iterator("core.range", length=lambda n, start=0, step=1: len(range(start, start + n * step, step)))
+@iterator("core.range", length=lambda n, start=0, step=1: n)
 def range_(n: Annotated[int, Range(0)], start: int = 0, step: int = 1) -> Iterator[int]:
     """Yield ``n`` integers: start, start+step, ..."""
-    yield from range(start, start + n * step, step)
+    # not range(start, start + n * step, step): it refuses step 0 and len() overflows ssize_t
+    for i in range(n):
+        yield start + i * step
 
 
 @iterator("core.items", length=lambda items: len(items))

@@ -14,10 +14,11 @@ A thin façade. The parts, each in its own module:
 from __future__ import annotations
 
 import asyncio
+import operator
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex
 
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
@@ -68,6 +69,7 @@ class Runner(RunnerAdvice):
         max_memory: int | str | None = None,
         overwrite: bool = False,
     ) -> None:
+        workers = _whole_number(workers)
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         if on_error not in ("stop", "skip"):
@@ -318,3 +320,11 @@ def _image_keys(steps: tuple[Step, ...]) -> tuple[Key, ...]:
     """The image outputs of ``steps``, the last step first."""
     return tuple((step.id, name) for step in reversed(steps)
                  for name, tp in step.spec.outputs.items() if type_name(tp) == "Image")
+
+
+def _whole_number(workers: object) -> int:
+    """``workers`` as an int (numpy integers too); a float, a string or a bool is a TypeError
+    here rather than a run failing later with an internal message."""
+    if isinstance(workers, SupportsIndex) and not isinstance(workers, bool):
+        return operator.index(workers)
+    raise TypeError(f"workers must be a whole number (int), got {workers!r}")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, TypedDict, cast
 import numpy as np
 from PIL import Image as PILImage
 
+from ... import memory
 from ...api import Image, Range, node
 from .convert import (
     as_image,
@@ -75,6 +76,18 @@ def resize_to(image: Image, size: tuple[int, int], filter: str = "lanczos") -> I
     return cast(Image, out)
 
 
+def _check_result(param: str, size: tuple[int, int], channels: int) -> None:
+    """Refuse a result over the per-image limit (:func:`chainlib.memory.max_image_mb`) before
+    allocating it, as a decoded image over it is refused before decoding."""
+    nbytes = size[0] * size[1] * channels
+    limit = memory.max_image_mb()
+    if nbytes > limit * memory.MB:
+        raise ValueError(
+            f"{param}: the result {size[0]}x{size[1]} with {channels} channel(s) is "
+            f"{nbytes / memory.MB:.0f} MB, over the {limit:g} MB limit per image (raise it with "
+            "--max-image-mb, CHAINLIB_MAX_IMAGE_MB or chainlib.memory.set_max_image_mb)")
+
+
 @node("image.resize", output="image")
 def resize(
     image: Image,
@@ -125,6 +138,8 @@ def resize(
         )
     if max(size) > MAX_SIDE:
         raise ValueError(f"scale: the result {size[0]}x{size[1]} is larger than {MAX_SIDE} pixels")
+    _check_result("scale" if scale > 0 else "width" if width else "height", size,
+                  channels_of(image))
     out = resize_to(image, size, filter)
     if scale <= 0 and width and height and mode == "fill":
         x0 = (size[0] - width) // 2

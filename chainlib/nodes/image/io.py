@@ -5,8 +5,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Annotated, Any, Literal, TypedDict, cast
 
@@ -61,10 +62,14 @@ def _natural_key(rel: str) -> tuple[Any, ...]:
 def _check_folder(folder: str) -> Path:
     if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
         raise ValueError(f"folder: expected a folder path, got {folder!r}")
-    root = Path(os.fspath(folder)).expanduser()
-    if not root.exists():
-        raise ValueError(f"folder: {os.fspath(folder)!r} does not exist")
-    if not root.is_dir():
+    root = Path(os.path.expanduser(os.fspath(folder)))
+    try:
+        st = root.stat()
+    except FileNotFoundError:
+        raise ValueError(f"folder: {os.fspath(folder)!r} does not exist") from None
+    except OSError as exc:  # a name too long, a loop of links, no permission...
+        raise ValueError(f"folder: cannot open {os.fspath(folder)!r}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
         raise ValueError(f"folder: {os.fspath(folder)!r} is not a folder")
     return root
 
@@ -164,22 +169,43 @@ _EXT_FORMAT = {
     ".tiff": "tiff",
 }
 _TEMPLATE_FIELDS = ("name", "index")
+_MAX_NAME_BYTES = 255  # a file name on the common file systems
 
 
-def _file_name(name: str, template: str, fmt: str, index: int) -> tuple[str, str]:
-    """The output file name and the format to write it in."""
-    if not isinstance(name, str):
-        raise ValueError(f"name: expected a string, got {name!r}")
+def _check_template(template: str) -> None:
+    """Raise ``ValueError`` ("template: ...") for a template that cannot make a file name."""
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"template: invalid template {template!r}: {exc}") from None
+    fields = {f for _, f, _, _ in parsed if f is not None}
     unknown = sorted(f for f in fields if f not in _TEMPLATE_FIELDS)
     if unknown:
         raise ValueError(
             f"template: unknown field(s) {', '.join('{' + f + '}' for f in unknown)} in"
             f" {template!r}; available: {{name}}, {{index}}"
         )
+    # refused before formatting: "{index:>1000000000}" would build a 1 GB string per item
+    for _, _, spec, _ in parsed:
+        for digits in re.findall(r"\d+", spec or ""):
+            if int(digits) > _MAX_NAME_BYTES:
+                raise ValueError(
+                    f"template: a width or precision of {int(digits)} in {template!r} makes a "
+                    f"name longer than a file name can be ({_MAX_NAME_BYTES} bytes)")
+
+
+def _check_save(constants: Mapping[str, Any]) -> None:
+    """At validation: a constant template can make file names."""
+    template = constants.get("template")
+    if isinstance(template, str):
+        _check_template(template)
+
+
+def _file_name(name: str, template: str, fmt: str, index: int) -> tuple[str, str]:
+    """The output file name and the format to write it in."""
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a string, got {name!r}")
+    _check_template(template)
     try:
         base = template.format(name=name, index=index)
     except (ValueError, IndexError, TypeError) as exc:
@@ -239,7 +265,7 @@ def _target(folder: str, name: str, format: str = "png", template: str = "{name}
     return os.path.join(directory, file_name)
 
 
-@node("image.save", output="path", writes_files=True, target=_target)
+@node("image.save", output="path", writes_files=True, target=_target, check=_check_save)
 def save(
     image: Image,
     folder: str,
