@@ -190,10 +190,11 @@ def test_pause_stops_new_work_and_resume_finishes(client: object, inputs: Path, 
     wait_until(lambda: run.status().state == "paused", 10, "paused")
     paused = run.status()
     assert paused.done < N
-    # parked batches are still "in" their nodes, but nothing executes
+    # parked batches are still "in" their nodes, but nothing executes (whether a batch was in
+    # flight when the pause came, or between two batches, is timing: both are fine)
     assert paused.current == () and paused.rate is None and paused.eta is None
     assert all(paused.nodes[n].state in ("paused", "pending") for n in ITEM_NODES)
-    assert any(paused.nodes[n].running for n in ITEM_NODES)
+    assert all(paused.nodes[n].state == "paused" for n in ITEM_NODES if paused.nodes[n].running)
     files, started = snapshot_files(out), entered(marks)
     # while paused, nothing moves anywhere (an observation window, not a synchronization)
     deadline = time.monotonic() + 0.8
