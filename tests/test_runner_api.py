@@ -34,6 +34,20 @@ def test_workers_of_a_wrong_type_is_a_type_error_at_construction(bad: object) ->
         cl.Runner(gated_chain(1), workers=bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", [0, -1, 257, 10**6])
+def test_workers_out_of_range_is_a_value_error(bad: int) -> None:
+    # 10**6 started a million threads; the command line has always stopped at 256
+    with pytest.raises(ValueError, match=r"workers must be from 1 to 256, got "):
+        cl.Runner(gated_chain(1), workers=bad)
+
+
+@pytest.mark.parametrize("bad", ["chain.json", None, {"nodes": []}])
+def test_a_chain_that_is_not_a_chain_is_a_type_error(bad: object) -> None:
+    # "chain.json" raised AttributeError: 'str' object has no attribute 'nodes'
+    with pytest.raises(TypeError, match=r"chain must be a chainlib\.Chain .*got "):
+        cl.Runner(bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", ["", "scheduler:8786", "localhost"])
 def test_cluster_string_that_is_no_address(bad: str) -> None:
     with pytest.raises(ValueError, match=r"'tcp://host:8786'.*'local:N'"):

@@ -41,8 +41,8 @@ from typing import NoReturn
 
 from .. import __version__
 from ..errors import ChainError
+from ..run.args import MAX_WORKERS
 from .commands import (
-    MAX_WORKERS,
     cmd_demo,
     cmd_nodes,
     cmd_run,

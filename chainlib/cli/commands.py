@@ -21,13 +21,11 @@ from ..chain.render import to_svg
 from ..chain.validate import compile_chain, output_folders, resumable
 from ..memory import parse_size, set_max_image_mb
 from ..records import RecordError
+from ..run.args import MAX_WORKERS
 from .common import EXIT_OK, EXIT_USAGE, UsageError, err, safe, write_out
 from .overrides import apply_overrides
 from .progress import execute, summary
 from .remote import serve_hook
-
-MAX_WORKERS = 256
-"""The largest ``--workers``: each worker is a thread holding an item's images."""
 
 
 def positive_int(text: str) -> int:

@@ -14,17 +14,17 @@ A thin façade. The parts, each in its own module:
 from __future__ import annotations
 
 import asyncio
-import operator
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, SupportsIndex
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..api.types import type_name
 from ..chain.model import Chain, NodeHandle
 from ..chain.validate import Step, compile_chain
 from ..manifest import Manifest
 from .advice import RunnerAdvice, attach_cluster, dashboard_link  # hints, card, close(), cluster=
+from .args import check_arguments
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
@@ -69,13 +69,8 @@ class Runner(RunnerAdvice):
         max_memory: int | str | None = None,
         overwrite: bool = False,
     ) -> None:
-        workers = _whole_number(workers)
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
-        if on_error not in ("stop", "skip"):
-            raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
         self.chain = chain
-        self.workers = workers
+        self.workers = check_arguments(chain, workers, on_error)
         self.on_error: OnError = on_error
         self.resumable = resume
         self.cluster, self._closer = attach_cluster(self, cluster)  # TypeError here, not later
@@ -321,10 +316,3 @@ def _image_keys(steps: tuple[Step, ...]) -> tuple[Key, ...]:
     return tuple((step.id, name) for step in reversed(steps)
                  for name, tp in step.spec.outputs.items() if type_name(tp) == "Image")
 
-
-def _whole_number(workers: object) -> int:
-    """``workers`` as an int (numpy integers too); a float, a string or a bool is a TypeError
-    here rather than a run failing later with an internal message."""
-    if isinstance(workers, SupportsIndex) and not isinstance(workers, bool):
-        return operator.index(workers)
-    raise TypeError(f"workers must be a whole number (int), got {workers!r}")
