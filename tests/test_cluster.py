@@ -403,3 +403,26 @@ def test_cli_nodes_imported_from_a_file_run_on_a_local_cluster(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     end = json.loads(proc.stdout.splitlines()[-1])
     assert (end["state"], end["done"], end["failed"]) == ("completed", 4, 0), end
+
+
+def test_a_batch_the_workers_cannot_load_is_not_a_lost_cluster(client: object, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    # a node module importable here (sys.path changed at run time) but not on the workers:
+    # every batch fails to unpickle there; it was reported as "lost the Dask cluster"
+    (tmp_path / "client_only_nodes.py").write_text(
+        "import chainlib as cl\n\n\n"
+        "@cl.node('t.client_only')\n"
+        "def client_only(value: int) -> int:\n"
+        "    return value\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import client_only_nodes  # noqa: F401  (registers t.client_only)
+
+    chain = cl.Chain("client-only")
+    chain.add("core.collect", values=chain.add("t.client_only", value=chain.add("core.range",
+                                                                                 n=3)))
+    s = start(chain, client).wait(60)
+    assert s.state == "failed"
+    assert s.error is not None
+    assert "failed on the Dask cluster, outside any node" in s.error.message, s.error
+    assert "client_only_nodes" in s.error.message and "lost" not in s.error.message

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from ..errors import RunStopped
 from ..memory import MemoryBudget, item_scope, worker_limit
@@ -397,7 +397,7 @@ class _ClusterRun:
             except Exception as exc:
                 host.end_batch(bid, [], {})
                 address = getattr(getattr(self.client, "scheduler", None), "address", None)
-                host.fail_run(f"lost the Dask cluster (scheduler {address or '?'}): "
+                host.fail_run(f"{_batch_failure(exc)} (scheduler {address or '?'}): "
                               f"{error_message(exc)}", exc)
                 return
             per_item = (time.monotonic() - started) / len(batch)
@@ -465,6 +465,20 @@ class _ClusterRun:
             if kind == "done":
                 return
             self.host.batch_parked(int(bid), kind == "parked")
+
+
+_LOST: Final = frozenset({"CommClosedError", "KilledWorker", "CancelledError",
+                           "FutureCancelledError", "TimeoutError", "OSError"})
+"""Exceptions (by class name, bases included: distributed's move between modules) that mean the
+cluster or a worker went away, rather than a task that failed where it ran."""
+
+
+def _batch_failure(exc: BaseException) -> str:
+    """What a batch task's exception means (node errors never get here: they are outcomes)."""
+    if any(cls.__name__ in _LOST for cls in type(exc).__mro__):
+        return "lost the Dask cluster"
+    # e.g. a worker that cannot import a module the chain's nodes come from
+    return "a batch of this run failed on the Dask cluster, outside any node"
 
 
 def connect(address: str) -> Any:
