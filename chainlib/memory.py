@@ -59,6 +59,19 @@ def max_image_mb() -> float:
     return DEFAULT_MAX_IMAGE_MB
 
 
+def check_result(param: str, width: int, height: int, channels: int) -> None:
+    """Refuse an image a node is about to make when it would be over the per-image limit
+    (:func:`max_image_mb`), before allocating it, as a decoded image over it is refused before
+    decoding. ``param`` names the input that asks for the size."""
+    nbytes = width * height * channels
+    limit = max_image_mb()
+    if nbytes > limit * MB:
+        raise ValueError(
+            f"{param}: the result {width}x{height} with {channels} channel(s) is "
+            f"{nbytes / MB:.0f} MB, over the {limit:g} MB limit per image (raise it with "
+            "--max-image-mb, CHAINLIB_MAX_IMAGE_MB or chainlib.memory.set_max_image_mb)")
+
+
 def set_max_image_mb(mb: float | None) -> None:
     """Set the per-image limit in MB for this process (None: back to the default/env)."""
     global _max_image_mb

@@ -261,6 +261,22 @@ def test_resize_refuses_a_result_over_the_per_image_limit() -> None:
         set_max_image_mb(None)
 
 
+def test_rotate_and_contact_sheet_refuse_a_result_over_the_per_image_limit() -> None:
+    # like resize: the canvas is checked before it is allocated
+    a = _rng_image((400, 400, 3))
+    set_max_image_mb(0.5)
+    try:
+        with pytest.raises(ValueError, match=r"angle: the result 566x566 with 3 channel\(s\) is "
+                                             r"1 MB, over the 0.5 MB limit per image"):
+            im.rotate(a, angle=45, expand=True)
+        assert im.rotate(a, angle=45, expand=False).shape == (400, 400, 3)  # same size: fine
+        with pytest.raises(ValueError, match=r"images: the result .* over the 0.5 MB limit"):
+            im.contact_sheet([a] * 40, columns=5, thumb_size=200)
+        assert im.contact_sheet([a] * 4, columns=2, thumb_size=100).shape[2] == 3
+    finally:
+        set_max_image_mb(None)
+
+
 def test_info(any_image: np.ndarray[Any, Any]) -> None:
     info = im.info(any_image)
     mode = _mode(any_image)

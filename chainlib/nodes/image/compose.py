@@ -12,6 +12,7 @@ import numpy.typing as npt
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
+from ... import memory
 from ...api import Context, Image, Range, collector, node
 from .convert import (
     as_image,
@@ -187,6 +188,7 @@ def contact_sheet(
     cols = min(columns, n)
     rows = math.ceil(n / cols)
     size = (cols * thumb + (cols + 1) * pad, rows * thumb + (rows + 1) * pad)
+    memory.check_result("images" if rows > 1 else "thumb_size", *size, 4)
     sheet = PILImage.new("RGBA", size, bg)
     for i, img in enumerate(images):
         if ctx is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, TypedDict, cast
 
 import numpy as np
@@ -76,18 +77,6 @@ def resize_to(image: Image, size: tuple[int, int], filter: str = "lanczos") -> I
     return cast(Image, out)
 
 
-def _check_result(param: str, size: tuple[int, int], channels: int) -> None:
-    """Refuse a result over the per-image limit (:func:`chainlib.memory.max_image_mb`) before
-    allocating it, as a decoded image over it is refused before decoding."""
-    nbytes = size[0] * size[1] * channels
-    limit = memory.max_image_mb()
-    if nbytes > limit * memory.MB:
-        raise ValueError(
-            f"{param}: the result {size[0]}x{size[1]} with {channels} channel(s) is "
-            f"{nbytes / memory.MB:.0f} MB, over the {limit:g} MB limit per image (raise it with "
-            "--max-image-mb, CHAINLIB_MAX_IMAGE_MB or chainlib.memory.set_max_image_mb)")
-
-
 @node("image.resize", output="image")
 def resize(
     image: Image,
@@ -138,8 +127,8 @@ def resize(
         )
     if max(size) > MAX_SIDE:
         raise ValueError(f"scale: the result {size[0]}x{size[1]} is larger than {MAX_SIDE} pixels")
-    _check_result("scale" if scale > 0 else "width" if width else "height", size,
-                  channels_of(image))
+    memory.check_result("scale" if scale > 0 else "width" if width else "height", *size,
+                        channels_of(image))
     out = resize_to(image, size, filter)
     if scale <= 0 and width and height and mode == "fill":
         x0 = (size[0] - width) // 2
@@ -198,6 +187,11 @@ def rotate(
     if a in (0.0, 90.0, 180.0, 270.0) and (expand or h == w or a in (0.0, 180.0)):
         return cast(Image, np.ascontiguousarray(np.rot90(image, k=int(a) // 90)))
     mode = mode_for(image, color)
+    if expand:  # the canvas holding the whole rotated image
+        rad = math.radians(a)
+        cos, sin = abs(math.cos(rad)), abs(math.sin(rad))
+        memory.check_result("angle", math.ceil(w * cos + h * sin), math.ceil(w * sin + h * cos),
+                            len(mode))
     work = convert_to(image, mode)
     resample = _FILTERS[filter]
     out = to_pil(work).rotate(

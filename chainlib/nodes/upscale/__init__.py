@@ -14,6 +14,7 @@ from typing import Annotated, Any, cast
 import numpy as np
 from PIL import Image as PILImage
 
+from ... import memory
 from ...api import Context, Image, Range, node
 from ..image.convert import as_image
 from .model import SESSIONS, ModelError, ModelInfo, threads_for, uses_accelerator
@@ -121,6 +122,9 @@ def upscale(
             ctx.checkpoint()
             ctx.progress(done / total)
 
+    channels = 1 if gray else image.shape[2]
+    memory.check_result("image", image.shape[1] * info.scale, image.shape[0] * info.scale,
+                        channels)
     infer = _inferrer(session, info, gray_out=gray)
     try:
         big = upscale_tiled(color, infer, info.scale, (th, tw), ov, on_tile)
