@@ -190,6 +190,15 @@ def test_an_id_that_is_no_string_says_how_to_set_an_input_named_id() -> None:
     chain.validate()
 
 
+@pytest.mark.parametrize("bad", ["", " ", "my node", "a\nb", "x\x1b[2J"])
+def test_a_node_type_id_is_a_name(bad: str) -> None:
+    # "" was accepted, and a chain could then name a node type "" or one with a newline
+    with pytest.raises(ValueError, match=r"a node type id is a non-empty name without spaces"):
+        @cl.node(bad)
+        def f(x: int) -> int:
+            return x
+
+
 def test_runner_validates_on_construction() -> None:
     chain = cl.Chain()
     chain.add("t.add1")

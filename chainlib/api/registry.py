@@ -131,6 +131,10 @@ _registry: dict[str, NodeSpec] = {}
 
 def register(spec: NodeSpec) -> NodeSpec:
     """Add (or replace: re-running a notebook cell redefines a node) a node type."""
+    if (not isinstance(spec.id, str) or not spec.id
+            or any(c.isspace() or not c.isprintable() for c in spec.id)):
+        raise ValueError(f"a node type id is a non-empty name without spaces (like "
+                         f"'mylib.sharpen'), got {spec.id!r}")
     with _lock:
         _registry[spec.id] = spec
     return spec
