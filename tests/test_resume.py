@@ -123,35 +123,6 @@ def test_resume_skips_everything_when_complete(inputs: Path, tmp_path: Path) -> 
     assert len(manifest_lines(out)) == N_SAMPLES
 
 
-def test_resume_of_a_complete_batch_keeps_what_its_collectors_built(
-    inputs: Path, tmp_path: Path
-) -> None:
-    # every item skipped: the contact sheet would get no image (the run failed) and its saved
-    # file would be replaced by nothing; the collectors and what follows them do not run
-    out = tmp_path / "out"
-
-    def chain() -> tuple[cl.Chain, cl.NodeHandle]:
-        c = batch_chain(inputs, out)
-        sheet = c.add("image.contact_sheet", images=c.handle("resize"))
-        c.add("image.save", image=sheet, folder=str(out), name="sheet", format="png")
-        return c, sheet
-
-    first = cl.Runner(chain()[0], workers=2, resume=True)
-    first.start()
-    assert first.wait(30).state == "completed"
-    saved = out / "sheet.png"
-    stamp = saved.stat().st_mtime_ns
-    c, sheet = chain()
-    again = cl.Runner(c, workers=2, resume=True)
-    again.start()
-    s = again.wait(30)
-    assert (s.state, s.done, s.skipped, s.failed) == ("completed", N_SAMPLES, N_SAMPLES, 0)
-    assert saved.stat().st_mtime_ns == stamp
-    assert s.nodes["contact_sheet"].state == "not_run"
-    with pytest.raises(LookupError, match="every item was already complete"):
-        again.result(sheet)
-
-
 def test_stop_mid_run_then_resume_runs_every_item_exactly_once(
     inputs: Path, tmp_path: Path, throttle: Throttle
 ) -> None:

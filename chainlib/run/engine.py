@@ -134,8 +134,15 @@ class Engine:
             self._execute(plan.pre, values)
             if plan.iterator is not None:
                 self._run_items(values)
-                if not self._nothing_new():
-                    self._collect(values)
+                for c in plan.collectors:
+                    with self.control.lock:
+                        collected = [v for _, v in sorted(self._collected[c.id].items())]
+                    # per-item values are never in ``values`` after the items (validation forbids
+                    # mixing them with collected ones), so the collected list takes their key
+                    link = c.links[c.spec.collect or ""]
+                    values[(link.node, link.output)] = collected
+                    self._execute((c,), values)
+                self._execute(plan.post, values)
         except RunStopped:
             pass  # stop requested, or aborted after an item failure (already recorded)
         except NodeFailed as failed:
@@ -149,31 +156,6 @@ class Engine:
             error = ErrorInfo("", one_line(exc), error_traceback(exc))
         except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully
             error = ErrorInfo("", error_message(exc), error_traceback(exc))
-        self._finish(values, error)
-
-    def _collect(self, values: dict[Key, Any]) -> None:
-        """Run the collectors over the items' values, then the nodes after them."""
-        for c in self.plan.collectors:
-            with self.control.lock:
-                collected = [v for _, v in sorted(self._collected[c.id].items())]
-            # per-item values are never in ``values`` after the items (validation forbids
-            # mixing them with collected ones), so the collected list takes their key
-            link = c.links[c.spec.collect or ""]
-            values[(link.node, link.output)] = collected
-            self._execute((c,), values)
-        self._execute(self.plan.post, values)
-
-    def _nothing_new(self) -> bool:
-        """Every item was skipped as already complete by an earlier run (``resume``): the
-        collectors would get nothing, and what an earlier run built from the items (a contact
-        sheet, its saved file) would be replaced by an empty result, or fail. They are not run."""
-        with self.control.lock:
-            ledger = self.ledger
-            return (bool(self.plan.collectors) and ledger.skipped > 0
-                    and ledger.done == ledger.skipped and ledger.failed == 0)
-
-    def _finish(self, values: dict[Key, Any], error: ErrorInfo | None) -> None:
-        """End the run: release the outputs, record ``error``, publish the final state."""
         self._close_outputs()  # before the final state: a run that is over holds no lock
         with self.control.cond:
             if error is not None and self._teardown():
