@@ -59,17 +59,25 @@ def max_image_mb() -> float:
     return DEFAULT_MAX_IMAGE_MB
 
 
+def _over_limit(width: int, height: int, channels: int) -> tuple[int, str]:
+    """An image's size in bytes, and what to say when it is over the per-image limit ("" when
+    it is not): the one rule for decoded images and for images nodes make."""
+    nbytes = width * height * channels
+    limit = max_image_mb()
+    if nbytes <= limit * MB:
+        return nbytes, ""
+    return nbytes, (f"over the {limit:g} MB limit per image (raise it with --max-image-mb, "
+                    "CHAINLIB_MAX_IMAGE_MB or chainlib.memory.set_max_image_mb)")
+
+
 def check_result(param: str, width: int, height: int, channels: int) -> None:
     """Refuse an image a node is about to make when it would be over the per-image limit
     (:func:`max_image_mb`), before allocating it, as a decoded image over it is refused before
     decoding. ``param`` names the input that asks for the size."""
-    nbytes = width * height * channels
-    limit = max_image_mb()
-    if nbytes > limit * MB:
-        raise ValueError(
-            f"{param}: the result {width}x{height} with {channels} channel(s) is "
-            f"{nbytes / MB:.0f} MB, over the {limit:g} MB limit per image (raise it with "
-            "--max-image-mb, CHAINLIB_MAX_IMAGE_MB or chainlib.memory.set_max_image_mb)")
+    nbytes, over = _over_limit(width, height, channels)
+    if over:
+        raise ValueError(f"{param}: the result {width}x{height} with {channels} channel(s) is "
+                         f"{nbytes / MB:.0f} MB, {over}")
 
 
 def set_max_image_mb(mb: float | None) -> None:
@@ -82,14 +90,10 @@ def set_max_image_mb(mb: float | None) -> None:
 
 def check_image(name: str, width: int, height: int, channels: int) -> int:
     """The decoded size in bytes; ``ValueError`` if it is over the per-image limit."""
-    nbytes = width * height * channels
-    limit = max_image_mb()
-    if nbytes > limit * MB:
-        raise ValueError(
-            f"cannot read image {name!r}: {width}x{height} with {channels} channel(s) decodes "
-            f"to {nbytes / MB:.0f} MB, over the {limit:g} MB limit per image (raise it with "
-            "CHAINLIB_MAX_IMAGE_MB or chainlib.memory.set_max_image_mb)"
-        )
+    nbytes, over = _over_limit(width, height, channels)
+    if over:
+        raise ValueError(f"cannot read image {name!r}: {width}x{height} with {channels} "
+                         f"channel(s) decodes to {nbytes / MB:.0f} MB, {over}")
     return nbytes
 
 
