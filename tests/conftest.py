@@ -16,6 +16,7 @@ from chainlib.run import lifecycle
 if TYPE_CHECKING:
     from chainlib.panel import ControlPanel
     from tests.panel_wire import Wire
+    from tests.served_cli import ServedRun
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
@@ -115,3 +116,18 @@ def panels(gates: Gates) -> Iterator[list[ControlPanel]]:
     for p in made:
         p.close()
         p.runner.stop()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServedRun]:
+    """A ``chainlib run --serve`` process over a long chain of ticks; killed afterwards."""
+    from tests.serve_nodes import tick_chain
+    from tests.served_cli import ServedRun
+
+    chain = tmp_path / "ticks.json"
+    tick_chain(items=100_000, ms=20).save(chain)
+    run = ServedRun(chain)
+    yield run
+    if run.proc.poll() is None:
+        run.proc.kill()
+        run.proc.wait(10)

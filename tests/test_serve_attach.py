@@ -32,19 +32,8 @@ from chainlib.serve import RemoteRun, serve
 from tests.conftest import wait_until
 from tests.kernel_harness import SETUP_CELL, Comm, KernelHarness
 from tests.panel_wire import Wire, last_published
-from tests.serve_nodes import picture_chain, tick_chain
-from tests.test_serve_cli import ServedRun
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[ServedRun]:
-    chain = tmp_path / "ticks.json"
-    tick_chain(items=100_000, ms=20).save(chain)
-    run = ServedRun(chain)
-    yield run
-    if run.proc.poll() is None:
-        run.proc.kill()
-        run.proc.wait(10)
+from tests.serve_nodes import picture_chain
+from tests.served_cli import ServedRun
 
 
 def attach(h: KernelHarness, url: str) -> Comm:

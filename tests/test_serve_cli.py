@@ -2,83 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chainlib.serve.terminal import parse_address
 from tests.serve_nodes import tick_chain
-
-ROOT = Path(__file__).resolve().parents[1]
-URL_LINE = re.compile(r"control server for '.*' at (http://\S+)")
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    return subprocess.run([sys.executable, "-m", "chainlib", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
-
-
-class ServedRun:
-    """A ``chainlib run CHAIN --serve 127.0.0.1:0`` process; ``url`` is read from its stderr."""
-
-    def __init__(self, chain: Path, *extra: str) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chainlib", "run", str(chain), "--import", "serve_nodes",
-             "--no-progress", "--serve", "127.0.0.1:0", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.stderr: list[str] = []
-        self._found = threading.Event()
-        self.url = ""
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._found.wait(60):
-            self.proc.kill()
-            raise AssertionError(f"no URL printed; stderr: {''.join(self.stderr)}")
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line)
-            m = URL_LINE.search(line)
-            if m and not self.url:
-                self.url = m.group(1)
-                self._found.set()
-        self._found.set()
-
-    def status(self) -> dict[str, object]:
-        proc = cli("status", self.url, "--json")
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)  # type: ignore[no-any-return]
-
-    def wait_state(self, state: str, timeout: float = 20) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        while True:
-            s = self.status()
-            if s["state"] == state:
-                return s
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still {s['state']}, expected {state}")
-            time.sleep(0.05)
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[ServedRun]:
-    chain = tmp_path / "ticks.json"
-    tick_chain(items=100_000, ms=20).save(chain)
-    run = ServedRun(chain)
-    yield run
-    if run.proc.poll() is None:
-        run.proc.kill()
-        run.proc.wait(10)
+from tests.served_cli import ServedRun, cli
 
 
 def test_a_cli_run_is_controlled_from_another_process(served: ServedRun) -> None:
