@@ -100,7 +100,7 @@ class Hub:
         self._period = 1.0 / max_rate
         self.heartbeat_interval = heartbeat_interval
         self.retry_ms = retry_ms
-        self._faults = faults
+        self.faults = faults  # fixed at construction; None outside tests
         # loop-owned
         self._latest: Published | None = None
         self._changed = asyncio.Event()
@@ -205,7 +205,7 @@ class Hub:
 
     async def stream(self, last_event_id: int | None, stream_no: int) -> AsyncIterator[str]:
         """The body of one ``GET /events`` response (see the module docstring)."""
-        faults = self._faults
+        faults = self.faults
         drop = (random.Random(None if faults.seed is None else faults.seed + stream_no)
                 if faults is not None and faults.drop_events > 0 else None)
         self._streams += 1

@@ -72,7 +72,7 @@ class ControlServer:
     def cut(self, seconds: float) -> None:
         """Test-only (needs ``fault_injection``): drop every event stream now and answer every
         request with 503 for ``seconds``, as if the network were down."""
-        if self._hub._faults is None:
+        if self._hub.faults is None:
             raise RuntimeError("cut() needs a server started with fault_injection=ServeFaults()")
         self._loop.call_soon_threadsafe(self._hub.cut, float(seconds))
 
