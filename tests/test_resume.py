@@ -123,6 +123,80 @@ def test_resume_skips_everything_when_complete(inputs: Path, tmp_path: Path) -> 
     assert len(manifest_lines(out)) == N_SAMPLES
 
 
+def test_resume_of_a_complete_batch_keeps_what_its_collectors_built(
+    inputs: Path, tmp_path: Path
+) -> None:
+    # every item skipped: the contact sheet would get no image (the run failed) and its saved
+    # file would be replaced by nothing; the collectors and what follows them do not run
+    out = tmp_path / "out"
+
+    def chain() -> tuple[cl.Chain, cl.NodeHandle]:
+        c = batch_chain(inputs, out)
+        sheet = c.add("image.contact_sheet", images=c.handle("resize"))
+        c.add("image.save", image=sheet, folder=str(out), name="sheet", format="png")
+        return c, sheet
+
+    first = cl.Runner(chain()[0], workers=2, resume=True)
+    first.start()
+    assert first.wait(30).state == "completed"
+    saved = out / "sheet.png"
+    stamp = saved.stat().st_mtime_ns
+    c, sheet = chain()
+    again = cl.Runner(c, workers=2, resume=True)
+    again.start()
+    s = again.wait(30)
+    assert (s.state, s.done, s.skipped, s.failed) == ("completed", N_SAMPLES, N_SAMPLES, 0)
+    assert saved.stat().st_mtime_ns == stamp
+    assert s.nodes["contact_sheet"].state == "not_run"
+    with pytest.raises(LookupError, match="every item was already complete"):
+        again.result(sheet)
+
+
+def test_resume_of_a_complete_batch_runs_only_collectors_that_rebuild(
+    inputs: Path, tmp_path: Path
+) -> None:
+    calls: list[tuple[str, list[object]]] = []
+
+    @cl.collector("test.rebuilding_names", collect="names", rebuilds=True)
+    def rebuilding(names: list[str]) -> int:
+        calls.append(("rebuilding", list(names)))
+        return len(names)
+
+    @cl.collector("test.plain_names", collect="names")
+    def plain(names: list[str]) -> int:
+        calls.append(("plain", list(names)))
+        return len(names)
+
+    @cl.node("test.after")
+    def after(n: int, label: str) -> str:
+        calls.append((label, [n]))
+        return label
+
+    out = tmp_path / "out"
+
+    def chain() -> cl.Chain:
+        c = batch_chain(inputs, out)
+        names = c.handle("load_folder")["name"]
+        c.add("test.after", n=c.add("test.rebuilding_names", names=names), label="after_r",
+              id="after_r")
+        c.add("test.after", n=c.add("test.plain_names", names=names), label="after_p",
+              id="after_p")
+        return c
+
+    first = cl.Runner(chain(), workers=2, resume=True)
+    first.start()
+    assert first.wait(30).state == "completed"
+    assert sorted(label for label, _ in calls) == ["after_p", "after_r", "plain", "rebuilding"]
+    calls.clear()
+    again = cl.Runner(chain(), workers=2, resume=True)
+    again.start()
+    s = again.wait(30)
+    assert (s.state, s.skipped) == ("completed", N_SAMPLES)
+    assert sorted(calls) == [("after_r", [0]), ("rebuilding", [])]
+    assert s.nodes["after_r"].state == "done"
+    assert (s.nodes["plain_names"].state, s.nodes["after_p"].state) == ("not_run", "not_run")
+
+
 def test_stop_mid_run_then_resume_runs_every_item_exactly_once(
     inputs: Path, tmp_path: Path, throttle: Throttle
 ) -> None:

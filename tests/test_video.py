@@ -403,6 +403,23 @@ def test_stop_then_resume_runs_each_frame_once(tmp_path: Path, clip: str, x2: st
     check_result(clip, x2, out)
 
 
+def test_resume_after_every_frame_was_done_still_encodes(tmp_path: Path, clip: str,
+                                                          x2: str) -> None:
+    # every frame recorded, the video missing (the encode was interrupted): a resumed run skips
+    # every frame and video.save, which rebuilds from its frames folder, still encodes them all
+    out = tmp_path / "out"
+    run = cl.Runner(video_chain(clip, x2, out), workers=2, resume=True)
+    run.start()
+    assert run.wait(120).state == "completed"
+    (out / "big.mp4").unlink()
+    again = cl.Runner(video_chain(clip, x2, out), workers=2, resume=True)
+    again.start()
+    s = again.wait(120)
+    assert (s.state, s.done, s.skipped, s.failed) == ("completed", N, N, 0)
+    assert s.nodes["up"].count == 0 and s.nodes["encode"].state == "done"
+    check_result(clip, x2, out)
+
+
 def cli(*args: object, **env: str) -> subprocess.Popen[str]:
     e = {**os.environ, **env}
     e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), e.get("PYTHONPATH")]))

@@ -79,16 +79,22 @@ def collector(
     *,
     collect: str,
     output: str = "value",
+    rebuilds: bool = False,
     extra: str | None = None,
     requires: tuple[str, ...] = (),
     check: Check | None = None,
 ) -> Callable[[F], F]:
     """Register a collector: ``collect`` names the input that receives the list of per-item values
-    (in item order, failed or skipped items left out); the function returns one value."""
+    (in item order, failed or skipped items left out); the function returns one value.
+
+    A resumed run that skips every item as already complete does not run a collector (nor the
+    nodes after it): it would get no value and replace what it built before. ``rebuilds=True``
+    says the collector can rebuild its result from earlier outputs (``video.save`` from a frames
+    folder), so it runs then too, with an empty list."""
 
     def wrap(fn: F) -> F:
         spec = build_spec(fn, node_id, "collector", output=output, collect=collect, extra=extra,
-                          requires=requires, check=check)
+                          requires=requires, check=check, rebuilds=rebuilds)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 

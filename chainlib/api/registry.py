@@ -58,6 +58,9 @@ class NodeSpec:
     wants_ctx: bool
     length: Callable[..., int] | None = None
     collect: str | None = None
+    rebuilds: bool = False
+    """Collectors: can rebuild the result from what earlier runs wrote, so it runs even when a
+    resumed run skipped every item as complete (collectors without it do not run then)."""
     item_type: Any = Any
     writes_files: bool = False
     doc: str = field(default="", compare=False)
@@ -170,6 +173,7 @@ def build_spec(
     output: str = "value",
     length: Callable[..., int] | None = None,
     collect: str | None = None,
+    rebuilds: bool = False,
     writes_files: bool = False,
     extra: str | None = None,
     requires: tuple[str, ...] = (),
@@ -226,6 +230,7 @@ def build_spec(
         wants_ctx=wants_ctx,
         length=length,
         collect=collect,
+        rebuilds=rebuilds,
         item_type=item_type,
         writes_files=writes_files,
         doc=doc,

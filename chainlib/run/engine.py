@@ -134,15 +134,7 @@ class Engine:
             self._execute(plan.pre, values)
             if plan.iterator is not None:
                 self._run_items(values)
-                for c in plan.collectors:
-                    with self.control.lock:
-                        collected = [v for _, v in sorted(self._collected[c.id].items())]
-                    # per-item values are never in ``values`` after the items (validation forbids
-                    # mixing them with collected ones), so the collected list takes their key
-                    link = c.links[c.spec.collect or ""]
-                    values[(link.node, link.output)] = collected
-                    self._execute((c,), values)
-                self._execute(plan.post, values)
+                self._collect(values)
         except RunStopped:
             pass  # stop requested, or aborted after an item failure (already recorded)
         except NodeFailed as failed:
@@ -156,6 +148,46 @@ class Engine:
             error = ErrorInfo("", one_line(exc), error_traceback(exc))
         except BaseException as exc:  # a bug in chainlib itself: still end the run truthfully
             error = ErrorInfo("", error_message(exc), error_traceback(exc))
+        self._finish(values, error)
+
+    def _collect(self, values: dict[Key, Any]) -> None:
+        """Run the collectors over the items' values, then the nodes after them.
+
+        When a resumed run skipped every item as complete, a collector would get nothing and
+        replace what an earlier run built from the items (a contact sheet and its saved file)
+        with an empty result, or fail. Such collectors, and the nodes after them, do not run
+        (``not_run``); a collector that rebuilds from earlier outputs (``rebuilds``, as
+        ``video.save`` from its frames folder) still does."""
+        held: set[str] = set()
+        nothing_new = self._nothing_new()
+        for c in self.plan.collectors:
+            if nothing_new and not c.spec.rebuilds:
+                held.add(c.id)
+                continue
+            with self.control.lock:
+                collected = [v for _, v in sorted(self._collected[c.id].items())]
+            # per-item values are never in ``values`` after the items (validation forbids
+            # mixing them with collected ones), so the collected list takes their key
+            link = c.links[c.spec.collect or ""]
+            values[(link.node, link.output)] = collected
+            self._execute((c,), values)
+        post = []
+        for step in self.plan.post:  # in order: a node's sources come before it
+            if any(node in held for _, (node, _) in step.link_keys):
+                held.add(step.id)
+            else:
+                post.append(step)
+        self._execute(tuple(post), values)
+
+    def _nothing_new(self) -> bool:
+        """Every item was skipped as already complete by an earlier run (``resume``)."""
+        with self.control.lock:
+            ledger = self.ledger
+            return (ledger.skipped > 0 and ledger.done == ledger.skipped
+                    and ledger.failed == 0)
+
+    def _finish(self, values: dict[Key, Any], error: ErrorInfo | None) -> None:
+        """End the run: release the outputs, record ``error``, publish the final state."""
         self._close_outputs()  # before the final state: a run that is over holds no lock
         with self.control.cond:
             if error is not None and self._teardown():

@@ -69,6 +69,9 @@ def no_result(what: str, *, per_item: bool, status: Status, writes_files: bool,
         why = f"the run failed ({status.reason or 'no reason recorded'})"
     elif status.state == "stopped":
         why = f"the run was stopped ({status.reason or 'stopped by user'}) before it got there"
+    elif status.skipped and status.skipped == status.done and not status.failed:
+        why = ("every item was already complete (resume), so nothing new was collected and the "
+               "collectors did not run; run without resume to rebuild it")
     else:
         why = f"the run ended {status.state} without it"
     text = f"no result for {what}: {why}"

@@ -133,6 +133,8 @@ class Ledger:
             return "paused" if state == "paused" else "running"
         if self.node_failures[nid]:
             return "failed"
+        if state == "completed" and count == 0 and nid not in self.per_item:
+            return "not_run"  # collectors when every item was already complete (resume)
         if state == "completed" or (items_over if nid in self.per_item else count > 0):
             return "done"
         if state in ("running", "pausing"):

@@ -44,7 +44,8 @@ NodeState = Literal["pending", "running", "paused", "done", "failed", "stopped",
 - ``failed``: it raised in this run (for some items, or its one execution), and is not in flight.
 - ``stopped``: the run is stopping or ended (stopped, failed) after this node ran for some of
   its items but not all: the rest will not run.
-- ``not_run``: the run is stopping or ended before this node ran at all.
+- ``not_run``: the run is stopping or ended before this node ran at all (in a completed run:
+  collectors, and the nodes after them, when every item was already complete on resume).
 """
 
 NODE_STATES: tuple[NodeState, ...] = get_args(NodeState)

@@ -181,8 +181,8 @@ def _encode(out_file: IO[bytes], fmt: str, count: int, pictures: Iterator[Image]
                 audio.close()
 
 
-@collector("video.save", collect="images", output="path", extra="video", requires=("av",),
-           check=_check_save)
+@collector("video.save", collect="images", output="path", rebuilds=True, extra="video",
+           requires=("av",), check=_check_save)
 def save(
     images: list[Image | str],
     path: str,
@@ -226,7 +226,9 @@ def save(
     rate = fps or _source_fps(source or audio_from)
     count, pictures = _pictures(list(images), frames)
     if count == 0:
-        raise ValueError("images: no frames to encode")
+        raise ValueError("images: no frames to encode" + (
+            " (a resumed run collects only the frames it processes; give frames= the folder the "
+            "frames are saved in, or run without resume)" if resuming and not frames else ""))
     encoder = encoder_for(codec)
 
     def write(fh: IO[bytes]) -> None:
