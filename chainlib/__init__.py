@@ -5,6 +5,7 @@ The run's status snapshot (with a sequence number) is the single source of truth
 """
 
 from . import nodes as _nodes  # noqa: F401  (registers the built-in nodes)
+from . import samples
 from .api import Context, Image, Item, Lazy, NullContext, collector, iterator, node
 from .chain import Chain, NodeHandle, OutputRef
 from .errors import ChainError, RunStopped
@@ -34,4 +35,5 @@ __all__ = [
     "collector",
     "iterator",
     "node",
+    "samples",
 ]
