@@ -436,3 +436,75 @@ def test_resume_after_sigkill_of_a_cli_run(tmp_path: Path, clip: str, x2: str) -
     sources = [r["source"] for r in records]
     assert len(sources) == N == len(set(sources))  # each frame recorded exactly once
     check_result(clip, x2, out)
+
+
+# -- a video that would lack frames is not encoded ---------------------------------------------
+
+FAIL_AT: set[int] = set()
+
+
+@cl.node("test.fail_frames", output="image")
+def fail_frames(image: cl.Image, index: int) -> cl.Image:
+    if index in FAIL_AT:
+        raise RuntimeError(f"frame {index} cannot be processed")
+    return image
+
+
+@pytest.mark.parametrize("sequence", [True, False], ids=["frames-folder", "collected-images"])
+@pytest.mark.parametrize("bad", [5, 11], ids=["middle", "last"])
+def test_failed_frames_are_not_encoded_and_resume_completes_the_video(
+    tmp_path: Path, clip: str, sequence: bool, bad: int
+) -> None:
+    out = tmp_path / "out"
+    chain = cl.Chain("lossy")
+    src = chain.add("video.frames", path=clip, stop=12, id="frames")
+    kept = chain.add("test.fail_frames", image=src["image"], index=src["index"], id="work")
+    saved = chain.add("image.save", image=kept, folder=str(out / "frames"), name=src["name"])
+    chain.add("video.save", images=saved, path=str(out / "v.mp4"), source=clip,
+              **({"frames": str(out / "frames")} if sequence else {}), id="encode")
+    FAIL_AT.clear()
+    FAIL_AT.add(bad)
+    try:
+        run = cl.Runner(chain, on_error="skip", resume=True)  # the command line's default
+        run.start()
+        s = run.wait(60)
+    finally:
+        FAIL_AT.clear()
+    assert (s.state, s.done, s.failed) == ("failed", 11, 1)
+    assert s.error is not None and s.error.node == "encode"
+    assert "1 frame(s) failed" in s.error.message
+    assert not (out / "v.mp4").exists()  # an 11-frame video of a 12-frame clip was written
+    run = cl.Runner(chain, on_error="skip", resume=True)  # the cause fixed: finish the frames
+    run.start()
+    s = run.wait(60)
+    if sequence:
+        assert (s.state, s.done, s.skipped) == ("completed", 12, 11)
+        assert len(decode(out / "v.mp4")) == 12
+    else:  # the collected images are only this run's: refused, never a 1-frame video
+        assert s.state == "failed" and s.error is not None
+        assert "11 frame(s) were finished by an earlier run" in s.error.message
+        assert "frames=" in s.error.message
+        assert not (out / "v.mp4").exists()
+
+
+def test_stale_frames_of_another_run_are_not_encoded(tmp_path: Path, clip: str) -> None:
+    out = tmp_path / "out"
+
+    def chain(stop: int) -> cl.Chain:
+        c = cl.Chain("stale")
+        src = c.add("video.frames", path=clip, stop=stop, id="frames")
+        saved = c.add("image.save", image=src["image"], folder=str(out / "frames"),
+                      name=src["name"])
+        c.add("video.save", images=saved, path=str(out / "v.mp4"), source=clip,
+              frames=str(out / "frames"), id="encode")
+        return c
+
+    run = cl.Runner(chain(8))
+    run.start()
+    assert run.wait(60).state == "completed"
+    run = cl.Runner(chain(5), overwrite=True)  # a shorter selection into the same folder
+    run.start()
+    s = run.wait(60)
+    assert s.state == "failed" and s.error is not None and s.error.node == "encode"
+    assert "holds 8 numbered frames but the run has 5 items" in s.error.message
+    assert len(decode(out / "v.mp4")) == 8  # the earlier video stays

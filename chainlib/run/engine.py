@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..api.context import Context
+from ..api.context import Context, ItemCounts
 from ..api.item import Item
 from ..chain.validate import Plan
 from ..errors import ChainError, RunStopped
@@ -348,6 +348,13 @@ class Engine:
             self.ledger.done += 1
             self.ledger.skipped += 1
             self.control.emit("item_done", None, index, label, "skipped: already complete")
+
+    def item_counts(self) -> ItemCounts:
+        """How the items have ended so far (final once the collectors run): a node's
+        ``ctx.items``."""
+        with self.control.lock:
+            ledger = self.ledger
+            return ItemCounts(ledger.total, ledger.done, ledger.failed, ledger.skipped)
 
     def items_left(self) -> int | None:
         feed = self._feed

@@ -12,7 +12,7 @@ from typing import IO, Any, Literal, cast
 
 import numpy as np
 
-from ...api import Context, Image, collector
+from ...api import Context, Image, ItemCounts, collector
 from ...outputs import output_folder
 from ..image.convert import IMAGE_EXTENSIONS, as_image, read_image
 from .frames import as_fraction, av, check_path, open_video, stream_fps
@@ -65,9 +65,10 @@ def encoder_for(codec: str) -> str:
     return name
 
 
-def _frame_files(folder: str, collected: list[Any]) -> list[str]:
+def _frame_files(folder: str, collected: list[Any], expected: int | None) -> list[str]:
     """The image sequence in ``folder``, ordered by the number ending each file name, which must
-    run 0, 1, 2, ... without a gap (so no frame is silently missing)."""
+    run 0, 1, 2, ... without a gap (so no frame is silently missing), ``expected`` frames (the
+    run's items) if known."""
     root = os.path.abspath(os.path.expanduser(folder))
     if not os.path.isdir(root):
         raise ValueError(f"frames: {folder!r} is not a folder")
@@ -87,6 +88,12 @@ def _frame_files(folder: str, collected: list[Any]) -> list[str]:
         what = f"frame {missing[0]} is missing" if missing else "it holds no numbered frames"
         raise ValueError(f"frames: {folder!r} is not a complete image sequence: {what} (a failed "
                          "or unfinished item?); the video is not encoded")
+    if expected is not None and len(numbered) != expected:
+        raise ValueError(f"frames: {folder!r} holds {len(numbered)} numbered frames but the run "
+                         f"has {expected} items (one frame each): "
+                         + ("the last frames are missing" if len(numbered) < expected else
+                            "frames of another run are there (keep the folder for this video's "
+                            "frames only)") + "; the video is not encoded")
     files = [numbered[n] for n in range(len(numbered))]
     known = set(map(os.path.abspath, files))
     for value in collected:
@@ -95,9 +102,25 @@ def _frame_files(folder: str, collected: list[Any]) -> list[str]:
     return files
 
 
-def _pictures(images: list[Any], frames: str) -> tuple[int, Iterator[Image]]:
+def _check_items(counts: ItemCounts | None, frames: str) -> None:
+    """Refuse to encode a video that would lack frames: items that failed in this run, or (without
+    ``frames=``) items an earlier run finished, which this run does not collect."""
+    if counts is None:
+        return
+    if counts.failed:
+        raise ValueError(f"images: {counts.failed} frame(s) failed in this run, so the video "
+                         "would lack them; it is not encoded (fix the cause, then run again with "
+                         "--resume / resume=True)")
+    if counts.skipped and not frames:
+        raise ValueError(f"images: {counts.skipped} frame(s) were finished by an earlier run and "
+                         "are not collected by this one; give frames= (the folder of the image "
+                         "sequence) to encode every frame")
+
+
+def _pictures(images: list[Any], frames: str, expected: int | None
+              ) -> tuple[int, Iterator[Image]]:
     if frames:
-        files = _frame_files(frames, images)
+        files = _frame_files(frames, images, expected)
         return len(files), (read_image(f) for f in files)
     return len(images), (read_image(v) if isinstance(v, str) else as_image(v) for v in images)
 
@@ -205,7 +228,9 @@ def save(
     18). ``audio_from`` copies that file's first audio stream. ``frames``: the folder of an
     image sequence (``image.save`` with ``name`` from ``video.frames``); the video is then made
     from every frame there, checked for gaps, so a resumed run, which collects only the frames it
-    processed, still encodes them all.
+    processed, still encodes them all. No video lacking frames is written: when items of the
+    run failed (``on_error="skip"``), or, without ``frames=``, an earlier run finished some (a
+    resumed run does not collect them), this node fails saying so.
 
     The video is written like ``image.save``'s images (:mod:`chainlib.outputs`), into the
     ownership record of its folder: under a hidden temporary name renamed when complete (a stop
@@ -223,8 +248,10 @@ def save(
     replace = bool(overwrite) or (ctx is not None and ctx.overwrite)
     resuming = ctx is not None and ctx.resuming
     folder.check(target, item="the video", overwrite=replace, resuming=resuming)
+    counts = ctx.items if ctx is not None else None
+    _check_items(counts, frames)
     rate = fps or _source_fps(source or audio_from)
-    count, pictures = _pictures(list(images), frames)
+    count, pictures = _pictures(list(images), frames, counts.total if counts else None)
     if count == 0:
         raise ValueError("images: no frames to encode")
     encoder = encoder_for(codec)
