@@ -175,6 +175,23 @@ def test_float16_model(tmp_path: Path) -> None:
     assert diff(upscale(image, model), image.repeat(2, axis=0).repeat(2, axis=1)) == 0
 
 
+@pytest.mark.parametrize("block", [2, 4])
+def test_model_that_needs_multiple_sizes_is_padded(tmp_path: Path, block: int) -> None:
+    """Real-ESRGAN's x2 (x1) exports pixel-unshuffle their input by 2 (4): odd sides fail in
+    the model. An odd image (smaller than a tile) and odd tiles are padded and cropped."""
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("SpaceToDepth", ["input"], ["packed"], blocksize=block),
+             helper.make_node("DepthToSpace", ["packed"], ["plain"], blocksize=block, mode="DCR"),
+             helper.make_node("Resize", ["plain", "", "scales"], ["output"], mode="nearest")]
+    model = _save(_graph(nodes, [1, 3, "h", "w"], [1, 3, "h2", "w2"], [scales]),
+                  tmp_path / "unshuffle.onnx")
+    assert model_info(model).align == block
+    for image, tile in ((photo(41, 63), 0), (photo(90, 70), 37)):
+        assert diff(upscale(image, model, tile=tile, overlap=8),
+                    image.repeat(2, axis=0).repeat(2, axis=1)) == 0
+    assert model_info(nearest_model(tmp_path / "any.onnx", 3)).align == 1
+
+
 # -- bad models -------------------------------------------------------------------------------
 
 

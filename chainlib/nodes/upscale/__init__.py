@@ -69,8 +69,9 @@ def _inferrer(session: Any, info: ModelInfo, gray_out: bool) -> Any:
 
     def run(planes: F32) -> F32:  # (C, h, w) in the model's channels -> (C, h*s, w*s)
         h, w = planes.shape[1:]
-        fh, fw = info.fixed or (h, w)
-        if (fh, fw) != (h, w):  # a fixed-size model and a smaller patch: pad by the edge
+        a = info.align
+        fh, fw = info.fixed or (-(-h // a) * a, -(-w // a) * a)
+        if (fh, fw) != (h, w):  # a smaller patch, or sides the model cannot take: pad by the edge
             planes = np.pad(planes, ((0, 0), (0, fh - h), (0, fw - w)), mode="edge")
         result = session.run([info.output_name], {info.input_name: planes[None].astype(dtype)})
         out: F32 = np.asarray(result[0][0], np.float32)[:, : h * s, : w * s]
