@@ -211,6 +211,48 @@ def test_save_refuses_bad_settings_and_existing_files(tmp_path: Path) -> None:
     assert (err.value.node, err.value.input) == ("save", "path")
 
 
+def _flac_clip(path: Path) -> str:
+    """A short video with FLAC audio (FFmpeg's own encoder): .mov cannot hold FLAC."""
+    with av.open(str(path), "w", format="matroska") as out:
+        video = out.add_stream("mpeg4", rate=8)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = out.add_stream("flac", rate=8000, layout="mono")
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * i, np.uint8),
+                                               format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        samples_s16 = np.zeros((1, 4000), np.int16)
+        sound = av.AudioFrame.from_ndarray(samples_s16, format="s16", layout="mono")
+        sound.sample_rate, sound.pts = 8000, 0
+        out.mux(audio.encode(sound))
+        out.mux(audio.encode(None))
+    return str(path)
+
+
+def test_audio_from_is_checked_at_validation(tmp_path: Path, clip: str) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a media file")
+    flac = _flac_clip(tmp_path / "flac.mkv")
+    for target, audio_from, words in (
+        ("v.mp4", str(notes), "is not a readable media file"),
+        ("v.mov", flac, "the flac audio of .* cannot be copied into the mov container"),
+    ):
+        chain = cl.Chain()
+        src = chain.add("video.frames", path=clip, stop=2)
+        chain.add("video.save", images=src["image"], path=str(tmp_path / target), fps=8.0,
+                  audio_from=audio_from, id="enc")
+        with pytest.raises(ChainError, match=words) as err:
+            chain.validate()
+        assert (err.value.node, err.value.input) == ("enc", "audio_from")
+        assert audio_from in str(err.value)
+    # where the container takes it, the audio is copied
+    save([solid(0), solid(1)], str(tmp_path / "v.mkv"), fps=8.0, audio_from=flac)
+    with av.open(str(tmp_path / "v.mkv")) as c:
+        assert c.streams.audio[0].codec_context.name == "flac"
+
+
 def _write_sequence(folder: Path, n: int) -> list[str]:
     from chainlib.nodes.image import save as save_image
 
@@ -508,3 +550,13 @@ def test_stale_frames_of_another_run_are_not_encoded(tmp_path: Path, clip: str) 
     assert s.state == "failed" and s.error is not None and s.error.node == "encode"
     assert "holds 8 numbered frames but the run has 5 items" in s.error.message
     assert len(decode(out / "v.mp4")) == 8  # the earlier video stays
+
+
+def test_without_pyav_a_direct_call_says_the_pip_command(
+    monkeypatch: pytest.MonkeyPatch, clip: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # as if the extra were not installed
+    with pytest.raises(ChainError, match=r"pip install 'chainlib\[video\]'"):
+        next(iter(frames(clip)))
+    with pytest.raises(ChainError, match=r"pip install 'chainlib\[video\]'"):
+        info(clip)

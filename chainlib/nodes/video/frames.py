@@ -30,13 +30,20 @@ def check_path(name: str, path: Any) -> str:
     return full
 
 
+def open_media(name: str, path: str, what: str = "video") -> Any:
+    """Open ``path`` (input ``name``) for reading with PyAV; ValueError naming both if it cannot
+    be read (a ChainError naming the pip command without PyAV)."""
+    full = check_path(name, path)
+    module = av()  # outside the try: a missing PyAV is said as such, not as an unreadable file
+    try:
+        return module.open(full)
+    except Exception as exc:  # PyAV raises av.error.* (OSError / ValueError subclasses)
+        raise ValueError(f"{name}: {path!r} is not a readable {what}: {exc}") from None
+
+
 def open_video(name: str, path: str) -> tuple[Any, Any]:
     """Open ``path`` for reading; returns (container, its first video stream)."""
-    full = check_path(name, path)
-    try:
-        container = av().open(full)
-    except Exception as exc:  # PyAV raises av.error.* (OSError / ValueError subclasses)
-        raise ValueError(f"{name}: {path!r} is not a readable video: {exc}") from None
+    container = open_media(name, path)
     if not container.streams.video:
         container.close()
         raise ValueError(f"{name}: {path!r} has no video stream")

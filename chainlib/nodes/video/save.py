@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import os
@@ -15,7 +16,7 @@ import numpy as np
 from ...api import Context, Image, ItemCounts, collector
 from ...outputs import output_folder
 from ..image.convert import IMAGE_EXTENSIONS, as_image, read_image
-from .frames import as_fraction, av, check_path, open_video, stream_fps
+from .frames import as_fraction, av, open_media, open_video, stream_fps
 
 log = logging.getLogger("chainlib")
 
@@ -39,9 +40,31 @@ def _check_save(constants: Mapping[str, Any]) -> None:
     fps = constants.get("fps", 0.0)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps < 0 or fps > 1000:
         raise ValueError(f"fps: expected frames per second (0 = the source's), got {fps!r}")
-    for name in ("source", "audio_from"):
-        if constants.get(name):
-            check_path(name, constants[name])
+    if constants.get("source"):
+        container, _ = open_video("source", constants["source"])
+        container.close()
+    if constants.get("audio_from"):
+        _check_audio(constants["audio_from"], _container_format(path) if path is not None else None)
+
+
+def _check_audio(audio_from: Any, fmt: str | None) -> None:
+    """``audio_from`` is a readable media file whose audio (if any) the ``fmt`` container takes:
+    FFmpeg refuses, for example, Opus or FLAC in .mov, which would fail only at the end of the
+    encode, as an unexplained 'Invalid argument'."""
+    with open_media("audio_from", audio_from, "media file") as container:
+        if fmt is None or not container.streams.audio:
+            return
+        stream = container.streams.audio[0]
+        out = av().open(io.BytesIO(), "w", format=fmt)
+        try:
+            out.add_stream_from_template(stream)
+            out.start_encoding()  # writes the header: where the muxer checks its streams
+        except Exception as exc:  # av.error.* (ValueError / OSError subclasses)
+            raise ValueError(f"audio_from: the {stream.codec_context.name} audio of "
+                             f"{audio_from!r} cannot be copied into the {fmt} container ({exc}); "
+                             "choose another container (.mkv takes most codecs)") from None
+        finally:
+            out.close()
 
 
 def _container_format(path: Any) -> str:
