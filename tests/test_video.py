@@ -560,3 +560,21 @@ def test_without_pyav_a_direct_call_says_the_pip_command(
         next(iter(frames(clip)))
     with pytest.raises(ChainError, match=r"pip install 'chainlib\[video\]'"):
         info(clip)
+
+
+def test_a_damaged_video_is_an_error_naming_the_file_and_frame(tmp_path: Path, clip: str) -> None:
+    data = bytearray(Path(clip).read_bytes())
+    third = len(data) // 3
+    data[third : third + 4000] = b"Z" * 4000  # the packets of some frames in the middle
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    chain = cl.Chain()
+    src = chain.add("video.frames", path=str(damaged), id="src")
+    chain.add("core.constant", value=src["index"])
+    run = cl.Runner(chain)
+    run.start()
+    s = run.wait(60)
+    assert s.state == "failed" and s.error is not None and s.error.node == "src"
+    assert str(damaged) in s.error.message
+    assert "cannot be decoded after frame" in s.error.message
+    assert 0 < s.done < N

@@ -122,7 +122,7 @@ def frames(path: str, start: int = 0, stop: int | None = None, step: int = 1
     fps = stream_fps(stream)
     with container:
         position = 0
-        for index, frame in enumerate(container.decode(stream)):
+        for index, frame in _decoded(container, stream, path):
             if stop is not None and index >= stop:
                 break
             if index < start or (index - start) % step:
@@ -134,6 +134,24 @@ def frames(path: str, start: int = 0, stop: int | None = None, step: int = 1
             position += 1
             yield cast(FrameItem, Item(value, label=f"frame {index}",
                                        source=f"{full}{FRAME_KEY}{index}"))
+
+
+def _decoded(container: Any, stream: Any, path: str) -> Iterator[tuple[int, Any]]:
+    """``enumerate(container.decode(stream))``, where a decoding error (a damaged file) names
+    the file and the last good frame instead of FFmpeg's bare 'avcodec_send_packet()'."""
+    frames = container.decode(stream)
+    index = 0
+    while True:
+        try:
+            frame = next(frames, None)
+        except Exception as exc:  # av.error.* (ValueError / OSError subclasses)
+            where = f"after frame {index - 1}" if index else "at its first frame"
+            raise ValueError(f"path: {path!r} cannot be decoded {where} (a damaged or "
+                             f"truncated file?): {exc}") from None
+        if frame is None:
+            return
+        yield index, frame
+        index += 1
 
 
 class VideoInfo(TypedDict):
