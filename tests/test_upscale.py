@@ -205,8 +205,16 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
     pool = helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2],
                             strides=[2, 2])
     down = _save(_graph([pool], [1, 3, "h", "w"], [1, 3, "h2", "w2"]), tmp_path / "down.onnx")
+    nhwc = _save(_graph([ident], [1, "h", "w", 3], [1, "h", "w", 3]), tmp_path / "nhwc.onnx")
+    folder = tmp_path / "folder.onnx"
+    folder.mkdir()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(Path(nearest_model(tmp_path / "whole.onnx", 3)).read_bytes()[:60])
     return {
         "missing": (str(tmp_path / "nope.onnx"), "does not exist"),
+        "folder": (str(folder), "is not a file"),
+        "truncated": (str(truncated), "not a usable ONNX model"),
+        "nhwc": (nhwc, "channels last (NHWC)"),
         "garbage": (str(garbage), "not a usable ONNX model"),
         "rank3": (rank3, "rank-3"),
         "channels": (five, "5 channels"),
@@ -214,7 +222,8 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("kind", ["missing", "garbage", "rank3", "channels", "downscale"])
+@pytest.mark.parametrize("kind", ["missing", "garbage", "rank3", "channels", "downscale",
+                                  "folder", "truncated", "nhwc"])
 def test_bad_model_is_a_validation_error_naming_the_file(tmp_path: Path, kind: str) -> None:
     path, words = bad_models(tmp_path)[kind]
     chain = cl.Chain()

@@ -206,6 +206,9 @@ def _inspect(path: str, session: Any) -> ModelInfo:
         raise ModelError(path, f"takes rank-{len(inp.shape)} input {inp.shape}; expected an NCHW "
                          "image batch (rank 4)")
     batch, channels, height, width = (_dim(d) for d in inp.shape)
+    if channels is None and height is None and width in (1, 3):
+        raise ModelError(path, f"takes {inp.shape}: channels last (NHWC), as TensorFlow exports "
+                         "do; expected channels first (NCHW: batch, channels, height, width)")
     if channels is None:
         channels = 3
     if channels not in (1, 3):
