@@ -578,3 +578,27 @@ def test_a_damaged_video_is_an_error_naming_the_file_and_frame(tmp_path: Path, c
     assert str(damaged) in s.error.message
     assert "cannot be decoded after frame" in s.error.message
     assert 0 < s.done < N
+
+
+def test_a_model_replaced_in_place_redoes_the_frames_on_resume(
+    tmp_path: Path, clip: str, media: Path
+) -> None:
+    """A resumed run must not mix frames of two models: replacing the model file (same path,
+    so the same chain) counts as a change of the chain."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(Path(samples.model(media / "x2.onnx", scale=2)).read_bytes())
+    out = tmp_path / "out"
+    chain = video_chain(clip, str(model), out)
+    chain.set("frames", "stop", 6)
+    run = cl.Runner(chain, resume=True)
+    run.start()
+    assert run.wait(60).state == "completed"
+    run = cl.Runner(chain, resume=True)  # unchanged: every frame is already complete
+    run.start()
+    assert run.wait(60).skipped == 6
+    model.write_bytes(Path(samples.model(media / "x3.onnx", scale=3)).read_bytes())
+    run = cl.Runner(chain, resume=True)
+    run.start()
+    s = run.wait(60)
+    assert (s.state, s.done, s.skipped) == ("completed", 6, 0), s.error
+    assert {f.shape for f in decode(out / "big.mp4")} == {(360, 480, 3)}

@@ -28,18 +28,21 @@ def node(
     requires: tuple[str, ...] = (),
     check: Check | None = None,
     target: Callable[..., str] | None = None,
+    reads: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Register a regular node: called with its inputs, returns its output.
 
     Return a ``TypedDict`` (annotated as such) for several named outputs; otherwise the single
     output is called ``output``. Declare a parameter ``ctx`` to receive a :class:`Context`.
     ``writes_files``: the node writes a file into its ``folder`` input and returns its path;
-    resumable runs record those paths in the folder's manifest.
+    resumable runs record those paths in the folder's manifest. ``reads``: inputs naming a
+    file whose content decides the result (a model; see :attr:`NodeSpec.reads`).
     """
 
     def wrap(fn: F) -> F:
         spec = build_spec(fn, node_id, "node", output=output, writes_files=writes_files,
-                          extra=extra, requires=requires, check=check, target=target)
+                          extra=extra, requires=requires, check=check, target=target,
+                          reads=reads)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 

@@ -93,7 +93,8 @@ def _inferrer(session: Any, info: ModelInfo, gray_out: bool) -> Any:
     return infer
 
 
-@node("image.upscale", output="image", extra="models", requires=("onnxruntime",), check=_check)
+@node("image.upscale", output="image", extra="models", requires=("onnxruntime",), check=_check,
+      reads=("model",))
 def upscale(
     image: Image,
     model: str,
