@@ -247,6 +247,27 @@ def test_audio_from_is_checked_at_validation(tmp_path: Path, clip: str) -> None:
             chain.validate()
         assert (err.value.node, err.value.input) == ("enc", "audio_from")
         assert audio_from in str(err.value)
+    wav = tmp_path / "tone.wav"
+    with av.open(str(wav), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16",
+                                           layout="mono")
+        sound.sample_rate, sound.pts = 8000, 0
+        out.mux(stream.encode(sound))
+        out.mux(stream.encode(None))
+    chain = cl.Chain()
+    src = chain.add("video.frames", path=clip, stop=2)
+    chain.add("video.save", images=src["image"], path=str(tmp_path / "w.mp4"), audio_from=str(wav),
+              id="enc")  # fps=0: the rate of audio_from, which has no video
+    with pytest.raises(ChainError, match=r"audio_from=, and .*tone.wav' has no video") as err:
+        chain.validate()
+    assert (err.value.node, err.value.input) == ("enc", "fps")
+    chain.set("enc", "fps", 8.0)
+    run = cl.Runner(chain)
+    run.start()
+    assert run.wait(60).state == "completed"
+    with av.open(str(tmp_path / "w.mp4")) as c:
+        assert c.streams.audio and len(decode(tmp_path / "w.mp4")) == 2
     # where the container takes it, the audio is copied
     save([solid(0), solid(1)], str(tmp_path / "v.mkv"), fps=8.0, audio_from=flac)
     with av.open(str(tmp_path / "v.mkv")) as c:

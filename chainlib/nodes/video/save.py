@@ -45,6 +45,8 @@ def _check_save(constants: Mapping[str, Any]) -> None:
         container.close()
     if constants.get("audio_from"):
         _check_audio(constants["audio_from"], _container_format(path) if path is not None else None)
+    if not fps and (constants.get("source") or constants.get("audio_from")):
+        _source_fps(constants.get("source", ""), constants.get("audio_from", ""))
 
 
 def _check_audio(audio_from: Any, fmt: str | None) -> None:
@@ -273,7 +275,7 @@ def save(
     folder.check(target, item="the video", overwrite=replace, resuming=resuming)
     counts = ctx.items if ctx is not None else None
     _check_items(counts, frames)
-    rate = fps or _source_fps(source or audio_from)
+    rate = fps or _source_fps(source, audio_from)
     count, pictures = _pictures(list(images), frames, counts.total if counts else None)
     if count == 0:
         raise ValueError("images: no frames to encode")
@@ -288,13 +290,17 @@ def save(
                         overwrite=replace, resuming=resuming)
 
 
-def _source_fps(path: str) -> float:
+def _source_fps(source: str, audio_from: str) -> float:
+    """The frame rate of ``source``, else of ``audio_from`` (fps=0)."""
+    name, path = ("source", source) if source else ("audio_from", audio_from)
     if not path:
         raise ValueError("fps: 0 takes the rate of source= (or audio_from=); give one of them or "
                          "a frame rate")
-    container, stream = open_video("source", path)
-    with container:
-        rate = stream_fps(stream)
+    with open_media(name, path) as container:
+        streams = container.streams.video
+        rate = stream_fps(streams[0]) if streams else 0.0
     if not rate:
-        raise ValueError(f"fps: {path!r} does not state its frame rate; give fps")
+        what = "has no video stream" if not streams else "does not state its frame rate"
+        raise ValueError(f"fps: 0 takes the frame rate of {name}=, and {path!r} {what}; give "
+                         "fps")
     return rate
