@@ -623,3 +623,15 @@ def test_a_model_replaced_in_place_redoes_the_frames_on_resume(
     s = run.wait(60)
     assert (s.state, s.done, s.skipped) == ("completed", 6, 0), s.error
     assert {f.shape for f in decode(out / "big.mp4")} == {(360, 480, 3)}
+
+
+def test_frame_items_can_travel_to_a_dask_worker(clip: str) -> None:
+    """A cluster run pickles the items it sends (cloudpickle): PyAV frames cannot be pickled,
+    so a frame goes as its RGB array."""
+    import cloudpickle
+
+    item = next(iter(frames(clip)))
+    assert isinstance(item, Item)
+    copy = cloudpickle.loads(cloudpickle.dumps(item))
+    assert np.array_equal(copy.value["image"].resolve(), item.value["image"].resolve())
+    assert copy.source == item.source and copy.value["index"] == 0

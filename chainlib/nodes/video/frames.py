@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from typing import Any, TypedDict, cast
 
+import numpy as np
+
 from ...api import Image, Item, Lazy, iterator, node
 from .._extras import require
 
@@ -92,8 +94,24 @@ def _check_frames(constants: Mapping[str, Any]) -> None:
         container.close()
 
 
-def _rgb(frame: Any) -> Image:
-    return cast(Image, frame.to_ndarray(format="rgb24"))
+class DecodedFrame:
+    """A decoded frame whose conversion to RGB waits for the worker that resolves the item
+    (``Lazy(DecodedFrame.rgb, ...)``), so that it does not hold up the decoding. PyAV frames
+    cannot be pickled: one sent to a Dask worker is converted first and travels as its array."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+
+    def rgb(self) -> Image:
+        frame = self.frame
+        if isinstance(frame, np.ndarray):
+            return cast(Image, frame)
+        return cast(Image, frame.to_ndarray(format="rgb24"))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return DecodedFrame, (self.rgb(),)
 
 
 class FrameItem(TypedDict):
@@ -129,8 +147,8 @@ def frames(path: str, start: int = 0, stop: int | None = None, step: int = 1
                 continue
             seconds = float(frame.time) if frame.time is not None else (
                 index / fps if fps else 0.0)
-            value = {"image": Lazy(_rgb, frame), "index": index, "time": seconds,
-                     "name": f"frame_{position:06d}"}
+            value = {"image": Lazy(DecodedFrame.rgb, DecodedFrame(frame)), "index": index,
+                     "time": seconds, "name": f"frame_{position:06d}"}
             position += 1
             yield cast(FrameItem, Item(value, label=f"frame {index}",
                                        source=f"{full}{FRAME_KEY}{index}"))
