@@ -77,6 +77,8 @@ def _selection(start: int, stop: int | None, step: int) -> None:
             raise ValueError(f"{name}: expected a whole number >= {low}, got {value!r}")
     if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < 0):
         raise ValueError(f"stop: expected a frame index >= 0 or None (the end), got {stop!r}")
+    if stop is not None and stop <= start:
+        raise ValueError(f"stop: {stop} is not after start ({start}): no frame is selected")
 
 
 def _count(path: str, start: int = 0, stop: int | None = None, step: int = 1) -> int:
@@ -90,8 +92,13 @@ def _count(path: str, start: int = 0, stop: int | None = None, step: int = 1) ->
 def _check_frames(constants: Mapping[str, Any]) -> None:
     _selection(constants.get("start", 0), constants.get("stop"), constants.get("step", 1))
     if "path" in constants:
-        container, _ = open_video("path", constants["path"])
-        container.close()
+        container, stream = open_video("path", constants["path"])
+        with container:
+            known = int(stream.frames or 0)  # declared by the container: exact (else estimated)
+        start = constants.get("start", 0)
+        if known and start >= known:
+            raise ValueError(f"start: {constants['path']!r} has {known} frames (0 to {known - 1}); "
+                             f"start={start} selects none")
 
 
 class DecodedFrame:
