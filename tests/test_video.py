@@ -637,3 +637,29 @@ def test_frame_items_can_travel_to_a_dask_worker(clip: str) -> None:
     copy = cloudpickle.loads(cloudpickle.dumps(item))
     assert np.array_equal(copy.value["image"].resolve(), item.value["image"].resolve())
     assert copy.source == item.source and copy.value["index"] == 0
+
+
+@pytest.mark.parametrize("frames_from_clip", [True, False], ids=["iterator", "source-input"])
+def test_the_source_video_is_never_written_over(
+    tmp_path: Path, clip: str, frames_from_clip: bool
+) -> None:
+    """Not even with overwrite: the video the frames come from (the iterator's items name it as
+    'clip.mp4#frame=N'), or the one named by source=/audio_from=, is an input of the run."""
+    own = tmp_path / "clip.mp4"
+    own.write_bytes(Path(clip).read_bytes())
+    before = own.read_bytes()
+    chain = cl.Chain("in-place")
+    if frames_from_clip:
+        src = chain.add("video.frames", path=str(own), stop=4)
+    else:
+        src = chain.add("video.frames", path=clip, stop=4)
+    saved = chain.add("image.save", image=src["image"], folder=str(tmp_path / "frames"),
+                      name=src["name"])
+    chain.add("video.save", images=saved, path=str(own), source=str(own), audio_from=str(own),
+              frames=str(tmp_path / "frames"), id="encode")
+    run = cl.Runner(chain, overwrite=True)
+    run.start()
+    s = run.wait(60)
+    assert s.state == "failed" and s.error is not None and s.error.node == "encode"
+    assert "is an input of this run and is never written over" in s.error.message
+    assert own.read_bytes() == before

@@ -321,7 +321,10 @@ class Engine:
         source = raw.source if isinstance(raw, Item) else None
         value = raw.value if isinstance(raw, Item) else raw
         if source is not None and self._outputs is not None:
-            self._outputs.add_inputs((source,))  # an input is never written over
+            # an input is never written over; a source naming a part of a file as FILE#PART (a
+            # video frame, "clip.mp4#frame=12") makes FILE an input (as in the manifest)
+            whole = source.rpartition("#")[0]
+            self._outputs.add_inputs((source, whole) if whole else (source,))
         if not resolve:
             self.end_node(it.id, index, label, time.perf_counter() - started, None)
             return Taken(index, label, source, value)

@@ -270,6 +270,8 @@ def save(
     fmt = _container_format(target)
     folder = output_folder(os.path.dirname(target), ctx.outputs if ctx is not None else None,
                            record=ctx is not None)
+    if ctx is not None and ctx.outputs is not None:  # never written over, even with overwrite
+        ctx.outputs.add_inputs(p for p in (source, audio_from) if p)
     replace = bool(overwrite) or (ctx is not None and ctx.overwrite)
     resuming = ctx is not None and ctx.resuming
     folder.check(target, item="the video", overwrite=replace, resuming=resuming)
