@@ -206,6 +206,8 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
                             strides=[2, 2])
     down = _save(_graph([pool], [1, 3, "h", "w"], [1, 3, "h2", "w2"]), tmp_path / "down.onnx")
     nhwc = _save(_graph([ident], [1, "h", "w", 3], [1, "h", "w", 3]), tmp_path / "nhwc.onnx")
+    pth = tmp_path / "4x-Model.pth"
+    pth.write_bytes(b"PK\x03\x04 a zip of tensors")
     folder = tmp_path / "folder.onnx"
     folder.mkdir()
     truncated = tmp_path / "truncated.onnx"
@@ -214,6 +216,7 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
         "missing": (str(tmp_path / "nope.onnx"), "does not exist"),
         "folder": (str(folder), "is not a file"),
         "truncated": (str(truncated), "not a usable ONNX model"),
+        "pytorch": (str(pth), "a PyTorch checkpoint: export it to ONNX first"),
         "nhwc": (nhwc, "channels last (NHWC)"),
         "garbage": (str(garbage), "not a usable ONNX model"),
         "rank3": (rank3, "rank-3"),
@@ -223,7 +226,7 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("kind", ["missing", "garbage", "rank3", "channels", "downscale",
-                                  "folder", "truncated", "nhwc"])
+                                  "folder", "truncated", "nhwc", "pytorch"])
 def test_bad_model_is_a_validation_error_naming_the_file(tmp_path: Path, kind: str) -> None:
     path, words = bad_models(tmp_path)[kind]
     chain = cl.Chain()

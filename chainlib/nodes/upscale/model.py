@@ -41,6 +41,7 @@ _GPU_PROVIDERS = (
 engine build takes minutes per shape); name it in ``CHAINLIB_ONNX_PROVIDERS`` to use it."""
 
 _MAX_SESSIONS = 4
+_TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 
 
 class ModelError(ValueError):
@@ -186,7 +187,10 @@ def _open(path: str, threads: int) -> Any:
         return rt.InferenceSession(os.path.expanduser(path), options, providers=providers())
     except Exception as exc:  # onnxruntime raises its own exception types for every cause
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(path, f"is not a usable ONNX model: {first}") from None
+        hint = ""
+        if os.path.splitext(path)[1].lower() in _TORCH_SUFFIXES:
+            hint = " (a PyTorch checkpoint: export it to ONNX first, see docs/models.md)"
+        raise ModelError(path, f"is not a usable ONNX model{hint}: {first}") from None
 
 
 def _dim(value: Any) -> int | None:
