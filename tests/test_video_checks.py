@@ -92,16 +92,22 @@ def test_audio_from_is_checked_at_validation(tmp_path: Path, clip: str) -> None:
     chain = cl.Chain()
     src = chain.add("video.frames", path=clip, stop=2)
     chain.add("video.save", images=src["image"], path=str(tmp_path / "w.mp4"), audio_from=str(wav),
-              id="enc")  # fps=0: the rate of audio_from, which has no video
+              fps=0, id="enc")  # the rate of audio_from, which has no video
     with pytest.raises(ChainError, match=r"audio_from=, and .*tone.wav' has no video") as err:
         chain.validate()
     assert (err.value.node, err.value.input) == ("enc", "fps")
-    chain.set("enc", "fps", 8.0)
+    chain.set("enc", "fps", chain.add("video.info", path=clip)["fps"])  # linked: not a constant
     run = cl.Runner(chain)
     run.start()
     assert run.wait(60).state == "completed"
     with av.open(str(tmp_path / "w.mp4")) as c:
         assert c.streams.audio and len(decode(tmp_path / "w.mp4")) == 2
+    chain.nodes["enc"].inputs.pop("fps")  # the default, 0: said when the node runs
+    run = cl.Runner(chain, overwrite=True)
+    run.start()
+    s = run.wait(60)
+    assert s.state == "failed" and s.error is not None and s.error.node == "enc"
+    assert "audio_from=, and" in s.error.message and "has no video stream" in s.error.message
     # where the container takes it, the audio is copied
     save([solid(0), solid(1)], str(tmp_path / "v.mkv"), fps=8.0, audio_from=flac)
     with av.open(str(tmp_path / "v.mkv")) as c:

@@ -45,7 +45,9 @@ def _check_save(constants: Mapping[str, Any]) -> None:
         container.close()
     if constants.get("audio_from"):
         _check_audio(constants["audio_from"], _container_format(path) if path is not None else None)
-    if not fps and (constants.get("source") or constants.get("audio_from")):
+    # fps=0 given as such (an absent fps may be linked, to video.info's, and is checked when
+    # the node runs, before it encodes)
+    if "fps" in constants and not fps and (constants.get("source") or constants.get("audio_from")):
         _source_fps(constants.get("source", ""), constants.get("audio_from", ""))
 
 
