@@ -278,3 +278,25 @@ def test_the_source_video_is_never_written_over(
     assert s.state == "failed" and s.error is not None and s.error.node == "encode"
     assert "is an input of this run and is never written over" in s.error.message
     assert own.read_bytes() == before
+
+
+def test_the_source_video_stays_an_input_when_every_frame_is_skipped(
+    tmp_path: Path, clip: str
+) -> None:
+    own = tmp_path / "clip.mp4"
+    own.write_bytes(Path(clip).read_bytes())
+    before = own.read_bytes()
+    chain = cl.Chain("skipped")
+    src = chain.add("video.frames", path=str(own), stop=4)
+    saved = chain.add("image.save", image=src["image"], folder=str(tmp_path / "frames"),
+                      name=src["name"])
+    chain.add("video.save", images=saved, path=str(own), fps=8.0,
+              frames=str(tmp_path / "frames"), id="encode")
+    for skipped in (0, 4):  # the frames are recorded; then a resumed run skips them all
+        run = cl.Runner(chain, resume=True, overwrite=True)
+        run.start()
+        s = run.wait(60)
+        assert (s.state, s.done, s.skipped) == ("failed", 4, skipped)
+        assert s.error is not None and s.error.node == "encode"
+        assert "is an input of this run" in s.error.message
+        assert own.read_bytes() == before

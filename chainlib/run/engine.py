@@ -298,6 +298,7 @@ class Engine:
             try:
                 raw = next(feed.gen)
                 while self._already_complete(raw):
+                    self._add_input(raw.source)  # skipped, still an input (never written over)
                     self._skip(feed.count, raw.label)
                     feed.count += 1
                     raw = next(feed.gen)
@@ -320,11 +321,7 @@ class Engine:
         label = raw.label if isinstance(raw, Item) else None
         source = raw.source if isinstance(raw, Item) else None
         value = raw.value if isinstance(raw, Item) else raw
-        if source is not None and self._outputs is not None:
-            # an input is never written over; a source naming a part of a file as FILE#PART (a
-            # video frame, "clip.mp4#frame=12") makes FILE an input (as in the manifest)
-            whole = source.rpartition("#")[0]
-            self._outputs.add_inputs((source, whole) if whole else (source,))
+        self._add_input(source)
         if not resolve:
             self.end_node(it.id, index, label, time.perf_counter() - started, None)
             return Taken(index, label, source, value)
@@ -341,6 +338,14 @@ class Engine:
         self.end_node(it.id, index, label, time.perf_counter() - started, None)
         values.update(self._pre_values)
         return Taken(index, label, source, values)
+
+    def _add_input(self, source: str | None) -> None:
+        """An item's input file is never written over. A source naming a part of a file as
+        FILE#PART (a video frame, "clip.mp4#frame=12") makes FILE an input (as in the
+        manifest)."""
+        if source is not None and self._outputs is not None:
+            whole = source.rpartition("#")[0]
+            self._outputs.add_inputs((source, whole) if whole else (source,))
 
     def _already_complete(self, raw: Any) -> bool:
         return (self.resuming and self._manifest is not None and isinstance(raw, Item)
