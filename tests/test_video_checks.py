@@ -300,3 +300,34 @@ def test_the_source_video_stays_an_input_when_every_frame_is_skipped(
         assert s.error is not None and s.error.node == "encode"
         assert "is an input of this run" in s.error.message
         assert own.read_bytes() == before
+
+
+@pytest.mark.parametrize(("degrees", "corner"), [(90, (-1, 0)), (-90, (0, -1)), (180, (-1, -1))])
+def test_a_rotated_video_gives_upright_frames(
+    tmp_path: Path, degrees: int, corner: tuple[int, int]
+) -> None:
+    """A phone's portrait video is stored landscape with a display rotation, which players
+    apply (counter-clockwise degrees, as FFmpeg's own command line turns it); the frames and
+    the video made of them are upright."""
+    clip = tmp_path / "phone.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for i in range(3):
+            stored = np.zeros((48, 64, 3), np.uint8)
+            stored[:12, :16] = 255  # a white block in the stored frame's top-left corner
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    upright = (64, 48) if degrees % 180 else (48, 64)
+    assert (info(str(clip))["height"], info(str(clip))["width"]) == upright
+    images = [item.value["image"].resolve() for item in frames(str(clip))]
+    assert len(images) == 3
+    for image in images:
+        assert image.shape == (*upright, 3)
+        y, x = corner  # where the block is shown: a corner of the upright picture
+        rows = slice(-8, None) if y else slice(0, 8)
+        cols = slice(-8, None) if x else slice(0, 8)
+        assert image[rows, cols].mean() > 200 and image[:8, :8].mean() < 50

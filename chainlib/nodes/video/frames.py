@@ -112,13 +112,25 @@ class DecodedFrame:
         self.frame = frame
 
     def rgb(self) -> Image:
+        """The frame as RGB, turned upright: a phone's portrait video is stored landscape with a
+        display rotation (counter-clockwise degrees), which players apply and the encoded
+        output would not carry."""
         frame = self.frame
         if isinstance(frame, np.ndarray):
             return cast(Image, frame)
-        return cast(Image, frame.to_ndarray(format="rgb24"))
+        image = frame.to_ndarray(format="rgb24")
+        turns = _quarter_turns(frame)
+        return cast(Image, np.ascontiguousarray(np.rot90(image, turns)) if turns else image)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return DecodedFrame, (self.rgb(),)
+
+
+def _quarter_turns(frame: Any) -> int:
+    """Counter-clockwise quarter turns of ``frame``'s display rotation (0 for none, or for an
+    angle that is not a multiple of 90)."""
+    degrees = round(float(getattr(frame, "rotation", 0) or 0))
+    return (degrees // 90) % 4 if degrees % 90 == 0 else 0
 
 
 class FrameItem(TypedDict):
@@ -190,8 +202,9 @@ class VideoInfo(TypedDict):
 
 @node("video.info", extra="video", requires=("av",))
 def info(path: str) -> VideoInfo:
-    """A video's frame rate, frame count (as the container declares it), size, duration in
-    seconds and whether it has audio. Link ``fps`` to ``video.save`` to keep the source's rate."""
+    """A video's frame rate, frame count (as the container declares it), size (as displayed:
+    a portrait video's stored with a rotation is taller than wide), duration in seconds and
+    whether it has audio. Link ``fps`` to ``video.save`` to keep the source's rate."""
     container, stream = open_video("path", path)
     with container:
         fps = stream_fps(stream)
@@ -200,9 +213,15 @@ def info(path: str) -> VideoInfo:
             duration = container.duration / 1_000_000
         else:
             duration = n / fps if fps else 0.0
-        return {"fps": fps, "frames": n, "width": int(stream.width),
-                "height": int(stream.height), "duration": float(duration),
-                "audio": bool(container.streams.audio)}
+        width, height = int(stream.width), int(stream.height)
+        try:  # the display rotation is on the frames: the first one says (as video.frames turns)
+            first = next(container.decode(stream), None)
+        except Exception:  # a damaged first frame: video.frames says so
+            first = None
+        if first is not None and _quarter_turns(first) % 2:
+            width, height = height, width
+        return {"fps": fps, "frames": n, "width": width, "height": height,
+                "duration": float(duration), "audio": bool(container.streams.audio)}
 
 
 def as_fraction(fps: float) -> Fraction:
