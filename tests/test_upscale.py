@@ -18,11 +18,13 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import chainlib as cl  # noqa: E402
 from chainlib import cli, samples  # noqa: E402
+from chainlib.api.context import NullContext  # noqa: E402
 from chainlib.errors import ChainError  # noqa: E402
 from chainlib.memory import set_max_image_mb  # noqa: E402
 from chainlib.nodes.upscale import model as model_mod  # noqa: E402
 from chainlib.nodes.upscale import model_info, upscale  # noqa: E402
 from chainlib.nodes.upscale.model import SESSIONS, threads_for  # noqa: E402
+from chainlib.nodes.upscale.tiles import grid  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 
 
@@ -173,6 +175,33 @@ def test_float16_model(tmp_path: Path) -> None:
     assert model_info(model).float16
     image = photo(20, 30)
     assert diff(upscale(image, model), image.repeat(2, axis=0).repeat(2, axis=1)) == 0
+
+
+class _Tiles(NullContext):
+    """Counts the tiles (one checkpoint before each, and one at the end)."""
+
+    def __init__(self) -> None:
+        super().__init__("up")
+        self.calls = 0
+
+    def checkpoint(self) -> None:
+        self.calls += 1
+
+
+@pytest.mark.parametrize(("tile", "overlap", "size"), [(17, 8, 99), (100, 40, 581)])
+def test_the_overlap_asked_for_is_used_and_blends_exactly(
+    tmp_path: Path, tile: int, overlap: int, size: int
+) -> None:
+    """An overlap over a quarter of the tile (validation allows up to half) was cut to a quarter
+    without a word. Used as asked, the last tile can overlap two others: the blend weights
+    still add up to 1 there (a nearest-neighbour model shows any error as a wrong level)."""
+    model = nearest_model(tmp_path / "nearest.onnx", 3)
+    for shape in ((size, 9, 3), (9, size, 3)):
+        image = np.full(shape, 250, np.uint8)
+        ctx = _Tiles()
+        out = upscale(image, model, tile=tile, overlap=overlap, ctx=ctx)
+        assert ctx.calls == grid(shape[0], shape[1], (tile, tile), overlap).count + 1
+        assert diff(out, image.repeat(2, axis=0).repeat(2, axis=1)) == 0
 
 
 @pytest.mark.parametrize("block", [2, 4])

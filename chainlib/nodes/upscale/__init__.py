@@ -115,7 +115,9 @@ def upscale(
     workers = ctx.workers if ctx is not None else 1
     session, info = SESSIONS.session(os.fspath(model), threads_for(workers))
     th, tw = _tile_size(info, tile, session)
-    ov = min(overlap, min(th, tw) // 4)  # a fixed-size model may force small tiles
+    # the overlap asked for (validation keeps it under half a chosen tile); a fixed-size model
+    # imposes its tile, which may be small: there at most a quarter of it
+    ov = min(overlap, min(th, tw) // 4 if info.fixed else (min(th, tw) - 1) // 2)
     gray = image.ndim == 2
     color = image[:, :, None] if gray else image[:, :, :3]
 
