@@ -428,6 +428,21 @@ def test_a_batch_the_workers_cannot_load_is_not_a_lost_cluster(client: object, t
     assert "client_only_nodes" in s.error.message and "lost" not in s.error.message
 
 
+def test_ctx_workers_counts_every_worker_process_on_the_machine(client: object) -> None:
+    """ONNX Runtime's intra-op threads are cores // ctx.workers: with two worker processes of
+    one thread on this machine, each must see 2 (it saw 1, and both used every core)."""
+    import tests.cluster_nodes  # noqa: F401  (registers test.cluster_workers)
+
+    chain = cl.Chain("threads")
+    src = chain.add("core.range", n=4)
+    seen = chain.add("test.cluster_workers", n=src)
+    chain.add("core.collect", values=seen, id="all")
+    run = cl.Runner(chain, cluster=client)
+    assert run.start().accepted
+    assert run.wait(60).state == "completed"
+    assert run.result("all") == [2, 2, 2, 2]
+
+
 def test_a_video_chain_runs_on_the_cluster(client: object, tmp_path: Path) -> None:
     """video.frames' items (decoded frames) travel to the workers; the frames are upscaled
     there and the video is encoded from the saved sequence."""

@@ -69,8 +69,9 @@ class Context:
 
     @property
     def workers(self) -> int:
-        """How many items the run processes at once in this process (1 outside a run): a node
-        that uses threads of its own divides the cores by it."""
+        """How many items the run processes at once in this process (1 outside a run), or on a
+        Dask worker in every worker process of its machine: a node that uses threads of its own
+        divides the cores by it."""
         return max(1, int(getattr(self._hooks, "workers", 1) or 1))
 
     @property
