@@ -64,8 +64,7 @@ class ItemPayload:
     prefix: str
     run_id: str
     work: ItemWork
-    host_threads: HostThreads = ()
-    """Item threads per machine (``ctx.workers`` on a worker: see :mod:`.hosts`)."""
+    host_threads: HostThreads = ()  # item threads per machine: ctx.workers (see .hosts)
 
 
 class _Flags:
@@ -321,8 +320,7 @@ class _ClusterRun:
         self.host = host
         self.client = client
         prefix = f"chainlib-{host.run_id}"
-        self.payload = ItemPayload(prefix=prefix, run_id=host.run_id, work=work,
-                                   host_threads=threads_per_host(client))
+        self.payload = ItemPayload(prefix, host.run_id, work, threads_per_host(client))
         self.go = Event(prefix + "-go", client=client)
         self.stop = Event(prefix + "-stop", client=client)
         self.notices = Queue(prefix + "-notices", client=client)
