@@ -5,6 +5,8 @@ place, items sent to Dask workers."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from chainlib import samples  # noqa: E402
 from chainlib.api.item import Item  # noqa: E402
 from chainlib.errors import ChainError  # noqa: E402
 from chainlib.nodes.video import frames, info, save  # noqa: E402
+from tests.conftest import wait_until  # noqa: E402
 
 N = 48
 
@@ -331,3 +334,43 @@ def test_a_rotated_video_gives_upright_frames(
         rows = slice(-8, None) if y else slice(0, 8)
         cols = slice(-8, None) if x else slice(0, 8)
         assert image[rows, cols].mean() > 200 and image[:8, :8].mean() < 50
+
+
+GATE = threading.Event()
+
+
+@cl.node("test.gate_frames", output="image")
+def gate_frames(ctx: cl.Context, image: cl.Image, index: int) -> cl.Image:
+    while index >= 3 and not GATE.is_set():
+        ctx.checkpoint()
+        time.sleep(0.005)
+    return image
+
+
+def test_a_stream_without_a_frame_count_has_an_unknown_total(tmp_path: Path) -> None:
+    """A raw H.264 stream says neither its frame count nor its duration: the total is unknown
+    (None) until the last frame, not 0 (which showed '3 done of 0')."""
+    raw = tmp_path / "raw.h264"
+    with av.open(str(raw), "w", format="h264") as out:
+        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
+                                rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8),
+                                               format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    chain = cl.Chain()
+    src = chain.add("video.frames", path=str(raw))
+    chain.add("test.gate_frames", image=src["image"], index=src["index"])
+    GATE.clear()
+    run = cl.Runner(chain)
+    try:
+        run.start()
+        wait_until(lambda: run.status().done >= 3, timeout=30, what="3 frames")
+        assert run.status().total is None
+    finally:
+        GATE.set()
+    s = run.wait(30)
+    assert (s.state, s.done, s.total) == ("completed", 6, 6)

@@ -53,7 +53,7 @@ def iterator(
     node_id: str,
     *,
     output: str = "value",
-    length: Callable[..., int] | None = None,
+    length: Callable[..., int | None] | None = None,
     extra: str | None = None,
     requires: tuple[str, ...] = (),
     check: Check | None = None,
@@ -63,7 +63,8 @@ def iterator(
     """Register an iterator: a generator function; everything downstream runs once per item.
 
     ``length``, called with the same inputs, declares the number of items up front (for progress
-    and ETA before the first item finishes). ``empty``: with ``listing``, the line the command
+    and ETA before the first item finishes), or None when it cannot tell (a video whose container
+    does not say). ``empty``: with ``listing``, the line the command
     line prints (and exits 2) when the listing is empty, filled with the inputs
     (:attr:`NodeSpec.empty`).
     """

@@ -56,7 +56,7 @@ class NodeSpec:
     outputs: Mapping[str, Any]
     multi_output: bool
     wants_ctx: bool
-    length: Callable[..., int] | None = None
+    length: Callable[..., int | None] | None = None
     collect: str | None = None
     item_type: Any = Any
     writes_files: bool = False
@@ -172,7 +172,7 @@ def build_spec(
     kind: NodeKind,
     *,
     output: str = "value",
-    length: Callable[..., int] | None = None,
+    length: Callable[..., int | None] | None = None,
     collect: str | None = None,
     writes_files: bool = False,
     extra: str | None = None,

@@ -189,7 +189,8 @@ class Engine:
         for name, link in it.links.items():
             kwargs[name] = pre_values[(link.node, link.output)]
         try:
-            total = None if it.spec.length is None else int(it.spec.length(**kwargs))
+            declared = None if it.spec.length is None else it.spec.length(**kwargs)
+            total = None if declared is None else int(declared)
             if it.spec.wants_ctx:
                 kwargs["ctx"] = Context(self, it.id, None, self.resuming, outputs=self._outputs,
                                         overwrite=self.overwrite)

@@ -81,11 +81,15 @@ def _selection(start: int, stop: int | None, step: int) -> None:
         raise ValueError(f"stop: {stop} is not after start ({start}): no frame is selected")
 
 
-def _count(path: str, start: int = 0, stop: int | None = None, step: int = 1) -> int:
+def _count(path: str, start: int = 0, stop: int | None = None, step: int = 1) -> int | None:
+    """The number of items, or None when the container says neither its frame count nor its
+    duration (a raw H.264 stream): unknown, not 0, until the last frame."""
     _selection(start, stop, step)
     container, stream = open_video("path", path)
     with container:
         n = frame_count(stream, container)
+    if not n:
+        return None
     return len(range(start, n if stop is None else min(stop, n), step))
 
 
