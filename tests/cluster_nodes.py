@@ -57,3 +57,9 @@ def cluster_budget(ctx: cl.Context, image: cl.Image, label: str, marks: str,
     record["end"] = time.monotonic()
     Path(marks, f"{label.replace('/', '_')}.json").write_text(json.dumps(record))
     return image
+
+
+@cl.node("test.cluster_workers")
+def cluster_workers(ctx: cl.Context, n: int) -> int:
+    """``ctx.workers`` where the item runs (what a node divides the cores by)."""
+    return ctx.workers

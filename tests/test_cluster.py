@@ -426,3 +426,42 @@ def test_a_batch_the_workers_cannot_load_is_not_a_lost_cluster(client: object, t
     assert s.error is not None
     assert "failed on the Dask cluster, outside any node" in s.error.message, s.error
     assert "client_only_nodes" in s.error.message and "lost" not in s.error.message
+
+
+def test_ctx_workers_counts_every_worker_process_on_the_machine(client: object) -> None:
+    """ONNX Runtime's intra-op threads are cores // ctx.workers: with two worker processes of
+    one thread on this machine, each must see 2 (it saw 1, and both used every core)."""
+    import tests.cluster_nodes  # noqa: F401  (registers test.cluster_workers)
+
+    chain = cl.Chain("threads")
+    src = chain.add("core.range", n=4)
+    seen = chain.add("test.cluster_workers", n=src)
+    chain.add("core.collect", values=seen, id="all")
+    run = cl.Runner(chain, cluster=client)
+    assert run.start().accepted
+    assert run.wait(60).state == "completed"
+    assert run.result("all") == [2, 2, 2, 2]
+
+
+def test_a_video_chain_runs_on_the_cluster(client: object, tmp_path: Path) -> None:
+    """video.frames' items (decoded frames) travel to the workers; the frames are upscaled
+    there and the video is encoded from the saved sequence."""
+    av = pytest.importorskip("av")
+    pytest.importorskip("onnxruntime")
+    clip = str(samples.video(tmp_path / "clip.mp4", frames=8))
+    model = str(samples.model(tmp_path / "x2.onnx", scale=2))
+    out = tmp_path / "out"
+    chain = cl.Chain("video-on-dask")
+    src = chain.add("video.frames", path=clip)
+    big = chain.add("image.upscale", image=src["image"], model=model)
+    saved = chain.add("image.save", image=big, folder=str(out / "frames"), name=src["name"])
+    chain.add("video.save", images=saved, path=str(out / "big.mp4"), source=clip,
+              frames=str(out / "frames"), id="encode")
+    run = cl.Runner(chain, cluster=client, resume=True)
+    assert run.start().accepted
+    s = run.wait(90)
+    assert (s.state, s.done, s.failed) == ("completed", 8, 0), s.error
+    with av.open(str(out / "big.mp4")) as c:
+        stream = c.streams.video[0]
+        assert (stream.width, stream.height) == (320, 240)
+        assert sum(1 for _ in c.decode(stream)) == 8

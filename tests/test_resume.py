@@ -444,3 +444,24 @@ def test_failed_save_leaves_no_partial_output(
     s = run(batch_chain(inputs, out))
     assert (s.done, s.skipped, s.failed) == (N_SAMPLES, 0, 0)
     assert outputs(out) == expected_outputs()
+
+
+def test_a_constant_file_a_node_reads_is_part_of_the_resume_fingerprint(tmp_path: Path) -> None:
+    """image.load of a constant file (a watermark on every item): replacing the file redoes
+    the items of a resumed run; chains without such files keep the chain's fingerprint."""
+    from chainlib.chain.validate import compile_chain
+    from chainlib.run.guard import resume_fingerprint
+
+    mark = tmp_path / "mark.png"
+    PILImage.new("RGB", (4, 4), "red").save(mark)
+    chain = cl.Chain()
+    chain.add("core.range", n=2)
+    chain.add("image.load", path=str(mark))
+    first = resume_fingerprint(chain.fingerprint(), compile_chain(chain))
+    assert first != chain.fingerprint()
+    assert resume_fingerprint(chain.fingerprint(), compile_chain(chain)) == first
+    PILImage.new("RGB", (4, 5), "blue").save(mark)
+    assert resume_fingerprint(chain.fingerprint(), compile_chain(chain)) != first
+    plain = cl.Chain()
+    plain.add("core.range", n=2)
+    assert resume_fingerprint(plain.fingerprint(), compile_chain(plain)) == plain.fingerprint()

@@ -18,11 +18,13 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import chainlib as cl  # noqa: E402
 from chainlib import cli, samples  # noqa: E402
+from chainlib.api.context import NullContext  # noqa: E402
 from chainlib.errors import ChainError  # noqa: E402
 from chainlib.memory import set_max_image_mb  # noqa: E402
 from chainlib.nodes.upscale import model as model_mod  # noqa: E402
 from chainlib.nodes.upscale import model_info, upscale  # noqa: E402
 from chainlib.nodes.upscale.model import SESSIONS, threads_for  # noqa: E402
+from chainlib.nodes.upscale.tiles import grid  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 
 
@@ -175,6 +177,50 @@ def test_float16_model(tmp_path: Path) -> None:
     assert diff(upscale(image, model), image.repeat(2, axis=0).repeat(2, axis=1)) == 0
 
 
+class _Tiles(NullContext):
+    """Counts the tiles (one checkpoint before each, and one at the end)."""
+
+    def __init__(self) -> None:
+        super().__init__("up")
+        self.calls = 0
+
+    def checkpoint(self) -> None:
+        self.calls += 1
+
+
+@pytest.mark.parametrize(("tile", "overlap", "size"), [(17, 8, 99), (100, 40, 581)])
+def test_the_overlap_asked_for_is_used_and_blends_exactly(
+    tmp_path: Path, tile: int, overlap: int, size: int
+) -> None:
+    """An overlap over a quarter of the tile (validation allows up to half) was cut to a quarter
+    without a word. Used as asked, the last tile can overlap two others: the blend weights
+    still add up to 1 there (a nearest-neighbour model shows any error as a wrong level)."""
+    model = nearest_model(tmp_path / "nearest.onnx", 3)
+    for shape in ((size, 9, 3), (9, size, 3)):
+        image = np.full(shape, 250, np.uint8)
+        ctx = _Tiles()
+        out = upscale(image, model, tile=tile, overlap=overlap, ctx=ctx)
+        assert ctx.calls == grid(shape[0], shape[1], (tile, tile), overlap).count + 1
+        assert diff(out, image.repeat(2, axis=0).repeat(2, axis=1)) == 0
+
+
+@pytest.mark.parametrize("block", [2, 4])
+def test_model_that_needs_multiple_sizes_is_padded(tmp_path: Path, block: int) -> None:
+    """Real-ESRGAN's x2 (x1) exports pixel-unshuffle their input by 2 (4): odd sides fail in
+    the model. An odd image (smaller than a tile) and odd tiles are padded and cropped."""
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("SpaceToDepth", ["input"], ["packed"], blocksize=block),
+             helper.make_node("DepthToSpace", ["packed"], ["plain"], blocksize=block, mode="DCR"),
+             helper.make_node("Resize", ["plain", "", "scales"], ["output"], mode="nearest")]
+    model = _save(_graph(nodes, [1, 3, "h", "w"], [1, 3, "h2", "w2"], [scales]),
+                  tmp_path / "unshuffle.onnx")
+    assert model_info(model).align == block
+    for image, tile in ((photo(41, 63), 0), (photo(90, 70), 37)):
+        assert diff(upscale(image, model, tile=tile, overlap=8),
+                    image.repeat(2, axis=0).repeat(2, axis=1)) == 0
+    assert model_info(nearest_model(tmp_path / "any.onnx", 3)).align == 1
+
+
 # -- bad models -------------------------------------------------------------------------------
 
 
@@ -188,8 +234,19 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
     pool = helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2],
                             strides=[2, 2])
     down = _save(_graph([pool], [1, 3, "h", "w"], [1, 3, "h2", "w2"]), tmp_path / "down.onnx")
+    nhwc = _save(_graph([ident], [1, "h", "w", 3], [1, "h", "w", 3]), tmp_path / "nhwc.onnx")
+    pth = tmp_path / "4x-Model.pth"
+    pth.write_bytes(b"PK\x03\x04 a zip of tensors")
+    folder = tmp_path / "folder.onnx"
+    folder.mkdir()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(Path(nearest_model(tmp_path / "whole.onnx", 3)).read_bytes()[:60])
     return {
         "missing": (str(tmp_path / "nope.onnx"), "does not exist"),
+        "folder": (str(folder), "is not a file"),
+        "truncated": (str(truncated), "not a usable ONNX model"),
+        "pytorch": (str(pth), "a PyTorch checkpoint: export it to ONNX first"),
+        "nhwc": (nhwc, "channels last (NHWC)"),
         "garbage": (str(garbage), "not a usable ONNX model"),
         "rank3": (rank3, "rank-3"),
         "channels": (five, "5 channels"),
@@ -197,7 +254,8 @@ def bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("kind", ["missing", "garbage", "rank3", "channels", "downscale"])
+@pytest.mark.parametrize("kind", ["missing", "garbage", "rank3", "channels", "downscale",
+                                  "folder", "truncated", "nhwc", "pytorch"])
 def test_bad_model_is_a_validation_error_naming_the_file(tmp_path: Path, kind: str) -> None:
     path, words = bad_models(tmp_path)[kind]
     chain = cl.Chain()

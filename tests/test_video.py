@@ -125,12 +125,14 @@ def test_start_stop_step_select_frames(clip: str) -> None:
     assert [it.value["name"] for it in items][-1] == f"frame_{len(items) - 1:06d}"
 
 
-def test_bad_video_inputs_are_validation_errors(tmp_path: Path) -> None:
+def test_bad_video_inputs_are_validation_errors(tmp_path: Path, clip: str) -> None:
     notvideo = tmp_path / "notes.mp4"
     notvideo.write_text("hello")
     for kwargs, words in (({"path": str(tmp_path / "none.mp4")}, "does not exist"),
                           ({"path": str(notvideo)}, "not a readable video"),
-                          ({"path": str(notvideo), "step": 0}, "step")):
+                          ({"path": str(notvideo), "step": 0}, "step"),
+                          ({"path": str(notvideo), "start": 5, "stop": 5}, "stop"),
+                          ({"path": clip, "start": N}, f"has {N} frames")):
         chain = cl.Chain()
         chain.add("video.frames", id="src", **kwargs)
         with pytest.raises(ChainError, match=words) as err:

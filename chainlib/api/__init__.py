@@ -1,6 +1,6 @@
 """The node author's API: decorators, the context, items, port types."""
 
-from .context import Context, NullContext
+from .context import Context, ItemCounts, NullContext
 from .decorators import collector, iterator, node
 from .item import Item, Lazy
 from .registry import NodeSpec, all_specs
@@ -10,6 +10,7 @@ __all__ = [
     "Context",
     "Image",
     "Item",
+    "ItemCounts",
     "Lazy",
     "NodeSpec",
     "NullContext",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -13,6 +14,19 @@ class _Hooks(Protocol):
     def run_id(self) -> str: ...
     def checkpoint(self) -> None: ...
     def progress(self, node: str, fraction: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class ItemCounts:
+    """How a run's items ended, as a collector sees them (:attr:`Context.items`)."""
+
+    total: int | None
+    """How many items the iterator gave (None if not known yet)."""
+    done: int
+    """Items finished, ``skipped`` included."""
+    failed: int
+    skipped: int
+    """Items a previous run had finished (a resumed run): done, but not collected by this run."""
 
 
 class Context:
@@ -55,9 +69,21 @@ class Context:
 
     @property
     def workers(self) -> int:
-        """How many items the run processes at once in this process (1 outside a run): a node
-        that uses threads of its own divides the cores by it."""
+        """How many items the run processes at once in this process (1 outside a run), or on a
+        Dask worker in every worker process of its machine: a node that uses threads of its own
+        divides the cores by it."""
         return max(1, int(getattr(self._hooks, "workers", 1) or 1))
+
+    @property
+    def items(self) -> ItemCounts | None:
+        """For a collector (and the nodes after it): how the run's items ended, so that a node
+        for which a missing item matters (a video missing a frame) can refuse to go on. None
+        outside a run and in the per-item part (the count is not final there)."""
+        counts = getattr(self._hooks, "item_counts", None)
+        if self.item is not None or counts is None:
+            return None
+        result: ItemCounts | None = counts()
+        return result
 
     def checkpoint(self) -> None:
         """Block while paused; raise ``RunStopped`` if the run is stopping."""

@@ -28,18 +28,21 @@ def node(
     requires: tuple[str, ...] = (),
     check: Check | None = None,
     target: Callable[..., str] | None = None,
+    reads: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Register a regular node: called with its inputs, returns its output.
 
     Return a ``TypedDict`` (annotated as such) for several named outputs; otherwise the single
     output is called ``output``. Declare a parameter ``ctx`` to receive a :class:`Context`.
     ``writes_files``: the node writes a file into its ``folder`` input and returns its path;
-    resumable runs record those paths in the folder's manifest.
+    resumable runs record those paths in the folder's manifest. ``reads``: inputs naming a
+    file whose content decides the result (a model; see :attr:`NodeSpec.reads`).
     """
 
     def wrap(fn: F) -> F:
         spec = build_spec(fn, node_id, "node", output=output, writes_files=writes_files,
-                          extra=extra, requires=requires, check=check, target=target)
+                          extra=extra, requires=requires, check=check, target=target,
+                          reads=reads)
         fn.__chainlib_spec__ = register(spec)  # type: ignore[attr-defined]
         return fn
 
@@ -50,7 +53,7 @@ def iterator(
     node_id: str,
     *,
     output: str = "value",
-    length: Callable[..., int] | None = None,
+    length: Callable[..., int | None] | None = None,
     extra: str | None = None,
     requires: tuple[str, ...] = (),
     check: Check | None = None,
@@ -60,7 +63,8 @@ def iterator(
     """Register an iterator: a generator function; everything downstream runs once per item.
 
     ``length``, called with the same inputs, declares the number of items up front (for progress
-    and ETA before the first item finishes). ``empty``: with ``listing``, the line the command
+    and ETA before the first item finishes), or None when it cannot tell (a video whose container
+    does not say). ``empty``: with ``listing``, the line the command
     line prints (and exits 2) when the listing is empty, filled with the inputs
     (:attr:`NodeSpec.empty`).
     """

@@ -13,7 +13,9 @@ class Item:
 
     ``value`` is what a plain ``yield`` would give (a dict for multi-output iterators). ``label``
     names the item in the status and in failures (for example a relative file path). ``source`` is
-    the input file the item comes from, used by resumable runs to recognise finished items.
+    the input file the item comes from, used by resumable runs to recognise finished items; a part
+    of a file is ``FILE#PART`` (a video frame: ``clip.mp4#frame=12``). The file is an input of
+    the run: never written over.
     """
 
     value: Any

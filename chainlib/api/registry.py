@@ -56,7 +56,7 @@ class NodeSpec:
     outputs: Mapping[str, Any]
     multi_output: bool
     wants_ctx: bool
-    length: Callable[..., int] | None = None
+    length: Callable[..., int | None] | None = None
     collect: str | None = None
     rebuilds: bool = False
     """Collectors: can rebuild the result from what earlier runs wrote, so it runs even when a
@@ -84,6 +84,10 @@ class NodeSpec:
     target: Callable[..., str] | None = field(default=None, compare=False)
     """File writers: called with the writer's inputs except images, and ``index``, returns the
     path it would write (see :attr:`listing`)."""
+    reads: tuple[str, ...] = ()
+    """Inputs naming a file the node reads whose content decides its result (a model): a
+    resumable run's fingerprint includes each such constant file's size and modification time,
+    so replacing the file in place redoes the items, as a new path would."""
 
     def missing(self) -> tuple[str, ...]:
         """The required modules that are not installed."""
@@ -171,7 +175,7 @@ def build_spec(
     kind: NodeKind,
     *,
     output: str = "value",
-    length: Callable[..., int] | None = None,
+    length: Callable[..., int | None] | None = None,
     collect: str | None = None,
     rebuilds: bool = False,
     writes_files: bool = False,
@@ -181,6 +185,7 @@ def build_spec(
     listing: Callable[..., list[Any]] | None = None,
     empty: str | None = None,
     target: Callable[..., str] | None = None,
+    reads: tuple[str, ...] = (),
 ) -> NodeSpec:
     """Read a node specification off a function's signature and type hints."""
     try:
@@ -240,6 +245,7 @@ def build_spec(
         listing=listing,
         empty=empty,
         target=target,
+        reads=tuple(reads),
     )
 
 

@@ -17,5 +17,10 @@ def require(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ChainError(f"{module} is not installed (needed by the {extra!r} nodes): "
-                         f"pip install 'chainlib[{extra}]'") from exc
+        if isinstance(exc, ModuleNotFoundError) and exc.name in (module, None):  # not installed
+            raise ChainError(f"{module} is not installed (needed by the {extra!r} nodes): "
+                             f"pip install 'chainlib[{extra}]'") from exc
+        # installed but broken (a missing shared library, a dependency's wrong version): say why
+        raise ChainError(f"{module} is installed but cannot be imported ({type(exc).__name__}: "
+                         f"{exc}); reinstall it: pip install --force-reinstall "
+                         f"'chainlib[{extra}]'") from exc

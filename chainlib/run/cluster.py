@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from ..errors import RunStopped
 from ..memory import MemoryBudget, item_scope, worker_limit
+from .hosts import HostThreads, local_threads, threads_per_host
 from .preview import pick
 from .seam import (
     ItemHost,
@@ -63,6 +64,7 @@ class ItemPayload:
     prefix: str
     run_id: str
     work: ItemWork
+    host_threads: HostThreads = ()  # item threads per machine: ctx.workers (see .hosts)
 
 
 class _Flags:
@@ -125,6 +127,7 @@ class _RemoteControl:
 
     def __init__(self, payload: ItemPayload, batch_id: int) -> None:
         self.run_id = payload.run_id
+        self.workers = local_threads(payload.host_threads)
         self._flags = _Flags.acquire(payload.prefix)
         self._notices_name = payload.prefix + "-notices"
         self._notices: Any = None  # created on the first park: each creation is an RPC
@@ -317,7 +320,7 @@ class _ClusterRun:
         self.host = host
         self.client = client
         prefix = f"chainlib-{host.run_id}"
-        self.payload = ItemPayload(prefix=prefix, run_id=host.run_id, work=work)
+        self.payload = ItemPayload(prefix, host.run_id, work, threads_per_host(client))
         self.go = Event(prefix + "-go", client=client)
         self.stop = Event(prefix + "-stop", client=client)
         self.notices = Queue(prefix + "-notices", client=client)

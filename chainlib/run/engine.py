@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..api.context import Context
+from ..api.context import Context, ItemCounts
 from ..api.item import Item
 from ..chain.validate import Plan
 from ..errors import ChainError, RunStopped
@@ -221,7 +221,8 @@ class Engine:
         for name, link in it.links.items():
             kwargs[name] = pre_values[(link.node, link.output)]
         try:
-            total = None if it.spec.length is None else int(it.spec.length(**kwargs))
+            declared = None if it.spec.length is None else it.spec.length(**kwargs)
+            total = None if declared is None else int(declared)
             if it.spec.wants_ctx:
                 kwargs["ctx"] = Context(self, it.id, None, self.resuming, outputs=self._outputs,
                                         overwrite=self.overwrite)
@@ -330,6 +331,7 @@ class Engine:
             try:
                 raw = next(feed.gen)
                 while self._already_complete(raw):
+                    self._add_input(raw.source)  # skipped, still an input (never written over)
                     self._skip(feed.count, raw.label)
                     feed.count += 1
                     raw = next(feed.gen)
@@ -352,8 +354,7 @@ class Engine:
         label = raw.label if isinstance(raw, Item) else None
         source = raw.source if isinstance(raw, Item) else None
         value = raw.value if isinstance(raw, Item) else raw
-        if source is not None and self._outputs is not None:
-            self._outputs.add_inputs((source,))  # an input is never written over
+        self._add_input(source)
         if not resolve:
             self.end_node(it.id, index, label, time.perf_counter() - started, None)
             return Taken(index, label, source, value)
@@ -371,6 +372,14 @@ class Engine:
         values.update(self._pre_values)
         return Taken(index, label, source, values)
 
+    def _add_input(self, source: str | None) -> None:
+        """An item's input file is never written over. A source naming a part of a file as
+        FILE#PART (a video frame, "clip.mp4#frame=12") makes FILE an input (as in the
+        manifest)."""
+        if source is not None and self._outputs is not None:
+            whole = source.rpartition("#")[0]
+            self._outputs.add_inputs((source, whole) if whole else (source,))
+
     def _already_complete(self, raw: Any) -> bool:
         return (self.resuming and self._manifest is not None and isinstance(raw, Item)
                 and raw.source is not None and self._manifest.is_complete(raw.source))
@@ -380,6 +389,13 @@ class Engine:
             self.ledger.done += 1
             self.ledger.skipped += 1
             self.control.emit("item_done", None, index, label, "skipped: already complete")
+
+    def item_counts(self) -> ItemCounts:
+        """How the items have ended so far (final once the collectors run): a node's
+        ``ctx.items``."""
+        with self.control.lock:
+            ledger = self.ledger
+            return ItemCounts(ledger.total, ledger.done, ledger.failed, ledger.skipped)
 
     def items_left(self) -> int | None:
         feed = self._feed

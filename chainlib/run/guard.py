@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +32,27 @@ def manifest_folder(plan: Plan, resume: bool) -> str | None:
                          "into one constant output folder, where the manifest of finished items "
                          "is kept")
     return min(folders) if folders else None
+
+
+def resume_fingerprint(base: str, plan: Plan) -> str:
+    """The fingerprint a resumable run records its items under: the chain's (``base``), plus
+    the size and modification time of the files its nodes read (:attr:`NodeSpec.reads`, for
+    example a model replaced in place, which would otherwise leave a resumed video with frames
+    from two models). ``base`` alone for chains without such files."""
+    files = []
+    for step in plan.steps.values():
+        for name in step.spec.reads:
+            value = step.constants.get(name)
+            if isinstance(value, (str, os.PathLike)):
+                try:
+                    st = os.stat(os.path.expanduser(os.fspath(value)))
+                except OSError:  # validation said why already, or the node will
+                    continue
+                files.append([step.id, name, st.st_size, st.st_mtime_ns])
+    if not files:
+        return base
+    blob = json.dumps([base, files], separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 class StartRefused(Exception):

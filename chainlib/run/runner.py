@@ -28,7 +28,7 @@ from .args import check_arguments
 from .control import Control
 from .engine import Engine
 from .events import Event, Subscription
-from .guard import RunGuard, StartRefused, manifest_folder
+from .guard import RunGuard, StartRefused, manifest_folder, resume_fingerprint
 from .ledger import Ledger
 from .local import LocalThreads
 from .preview import Key, Preview, PreviewBuffer
@@ -164,7 +164,7 @@ class Runner(RunnerAdvice):
         folder = self._output_folder
         if folder is None:
             return None
-        return lambda: Manifest(folder, self.chain.fingerprint())
+        return lambda: Manifest(folder, resume_fingerprint(self.chain.fingerprint(), self._plan))
 
     # ------------------------------------------------------------------ observing
 

@@ -30,7 +30,7 @@ class FolderItem(TypedDict):
     subfolder: str
 
 
-@node("image.load")
+@node("image.load", reads=("path",))  # a constant file (a watermark): part of what items depend on
 def load(path: str) -> LoadResult:
     """Load one image file (PNG, JPEG, BMP, GIF, TIFF, WebP) as an image and its name (the stem).
 

@@ -69,8 +69,9 @@ def _inferrer(session: Any, info: ModelInfo, gray_out: bool) -> Any:
 
     def run(planes: F32) -> F32:  # (C, h, w) in the model's channels -> (C, h*s, w*s)
         h, w = planes.shape[1:]
-        fh, fw = info.fixed or (h, w)
-        if (fh, fw) != (h, w):  # a fixed-size model and a smaller patch: pad by the edge
+        a = info.align
+        fh, fw = info.fixed or (-(-h // a) * a, -(-w // a) * a)
+        if (fh, fw) != (h, w):  # a smaller patch, or sides the model cannot take: pad by the edge
             planes = np.pad(planes, ((0, 0), (0, fh - h), (0, fw - w)), mode="edge")
         result = session.run([info.output_name], {info.input_name: planes[None].astype(dtype)})
         out: F32 = np.asarray(result[0][0], np.float32)[:, : h * s, : w * s]
@@ -92,7 +93,8 @@ def _inferrer(session: Any, info: ModelInfo, gray_out: bool) -> Any:
     return infer
 
 
-@node("image.upscale", output="image", extra="models", requires=("onnxruntime",), check=_check)
+@node("image.upscale", output="image", extra="models", requires=("onnxruntime",), check=_check,
+      reads=("model",))
 def upscale(
     image: Image,
     model: str,
@@ -113,7 +115,9 @@ def upscale(
     workers = ctx.workers if ctx is not None else 1
     session, info = SESSIONS.session(os.fspath(model), threads_for(workers))
     th, tw = _tile_size(info, tile, session)
-    ov = min(overlap, min(th, tw) // 4)  # a fixed-size model may force small tiles
+    # the overlap asked for (validation keeps it under half a chosen tile); a fixed-size model
+    # imposes its tile, which may be small: there at most a quarter of it
+    ov = min(overlap, min(th, tw) // 4 if info.fixed else (min(th, tw) - 1) // 2)
     gray = image.ndim == 2
     color = image[:, :, None] if gray else image[:, :, :3]
 

@@ -25,6 +25,10 @@ from .._extras import require
 PROBE = 32
 """Side of the probe input (a multiple of 8, 16 and 32, which windowed models often need)."""
 
+_ALIGNMENTS = ((1, 31), (2, 34), (4, 36), (8, 40), (16, 48), (32, 64))
+"""Size multiples a model may need (pixel-unshuffle: 2 or 4 as in Real-ESRGAN x2/x1 exports;
+windowed attention: 8, 16, 32), each with a probe side it divides and the next one does not."""
+
 _GPU_PROVIDERS = (
     "CUDAExecutionProvider",
     "ROCMExecutionProvider",
@@ -37,6 +41,7 @@ _GPU_PROVIDERS = (
 engine build takes minutes per shape); name it in ``CHAINLIB_ONNX_PROVIDERS`` to use it."""
 
 _MAX_SESSIONS = 4
+_TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 
 
 class ModelError(ValueError):
@@ -60,6 +65,8 @@ class ModelInfo:
     float16: bool
     fixed: tuple[int, int] | None
     """The input's (height, width) when the model only takes that size."""
+    align: int = 1
+    """A dynamic-size model's input sides must be multiples of this (patches are padded)."""
 
 
 def ort() -> Any:
@@ -173,12 +180,17 @@ def _open(path: str, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = rt.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3  # warnings about unused initializers etc. are not ours
+    # fatal only: warnings (unused initializers...) are not ours, and errors reach the user as
+    # a ModelError naming the file (or are expected: probing for the sizes a model takes)
+    options.log_severity_level = 4
     try:
         return rt.InferenceSession(os.path.expanduser(path), options, providers=providers())
     except Exception as exc:  # onnxruntime raises its own exception types for every cause
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(path, f"is not a usable ONNX model: {first}") from None
+        hint = ""
+        if os.path.splitext(path)[1].lower() in _TORCH_SUFFIXES:
+            hint = " (a PyTorch checkpoint: export it to ONNX first, see docs/models.md)"
+        raise ModelError(path, f"is not a usable ONNX model{hint}: {first}") from None
 
 
 def _dim(value: Any) -> int | None:
@@ -198,6 +210,9 @@ def _inspect(path: str, session: Any) -> ModelInfo:
         raise ModelError(path, f"takes rank-{len(inp.shape)} input {inp.shape}; expected an NCHW "
                          "image batch (rank 4)")
     batch, channels, height, width = (_dim(d) for d in inp.shape)
+    if channels is None and height is None and width in (1, 3):
+        raise ModelError(path, f"takes {inp.shape}: channels last (NHWC), as TensorFlow exports "
+                         "do; expected channels first (NCHW: batch, channels, height, width)")
     if channels is None:
         channels = 3
     if channels not in (1, 3):
@@ -224,5 +239,22 @@ def _inspect(path: str, session: Any) -> ModelInfo:
     if ry or rx or sy != sx or sy < 1:
         raise ModelError(path, f"gives output of shape {shape} for input {probe.shape}: not an "
                          "upscale by one whole factor")
+    align = 1 if fixed else _alignment(session, inp.name, out.name, probe, sy)
     return ModelInfo(os.path.abspath(os.path.expanduser(path)), sy, channels, inp.name, out.name,
-                     float16, fixed)
+                     float16, fixed, align)
+
+
+def _alignment(session: Any, inp: str, out: str, probe: Any, scale: int) -> int:
+    """The smallest size multiple a dynamic-size model takes: the first of ``_ALIGNMENTS``
+    whose probe works. Most models take any size (one probe); exports that pixel-unshuffle
+    their input (Real-ESRGAN's x2 and x1 models) need even sides or multiples of 4 and fail on
+    any other size, so the tiler pads each patch to a multiple (by the edge) and crops."""
+    for a, side in _ALIGNMENTS:
+        x = np.zeros((*probe.shape[:2], side, side), probe.dtype)
+        try:
+            shape = tuple(session.run([out], {inp: x})[0].shape)
+        except Exception:  # the model rejects this size: try the next multiple
+            continue
+        if shape[2:] == (side * scale, side * scale):
+            return a
+    return PROBE

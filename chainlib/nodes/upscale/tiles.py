@@ -60,7 +60,34 @@ def _fades(axis: list[tuple[int, int]], scale: int) -> list[_Fade]:
         tail = (1.0 - _ramp(0, (end - axis[i + 1][0]) * scale)) if i + 1 < len(axis) \
             else np.ones(0, np.float32)
         fades.append(_Fade(head, tail.astype(np.float32)))
-    return fades
+    return _normalised(axis, scale, fades)
+
+
+def _normalised(axis: list[tuple[int, int]], scale: int, fades: list[_Fade]) -> list[_Fade]:
+    """The fades divided by their sum at each pixel, so that they add up to 1 everywhere.
+
+    Two neighbours' fades already do; but with an overlap over a quarter of the tile, the last
+    tile (flush with the image's end) can overlap two others, and their pairwise fades summed up
+    to 1.6 % too much there. A pixel outside a tile's head and tail strips is in no other tile
+    (a farther tile overlaps it only inside them), so only the strips change; a tile whose two
+    strips meet gets one strip over its whole length."""
+    total = np.zeros(axis[-1][1] * scale, np.float32)
+    weights = []
+    for (start, end), fade in zip(axis, fades, strict=True):
+        w = np.ones((end - start) * scale, np.float32)
+        w[: len(fade.head)] *= fade.head
+        w[len(w) - len(fade.tail) :] *= fade.tail
+        total[start * scale : end * scale] += w
+        weights.append(w)
+    result = []
+    for (start, end), fade, w in zip(axis, fades, weights, strict=True):
+        w /= total[start * scale : end * scale]
+        n, head, tail = len(w), len(fade.head), len(fade.tail)
+        if head + tail > n:
+            result.append(_Fade(w, np.ones(0, np.float32)))
+        else:
+            result.append(_Fade(w[:head], w[n - tail :] if tail else np.ones(0, np.float32)))
+    return result
 
 
 def _apply(patch: F32, fade: _Fade, axis: int) -> None:

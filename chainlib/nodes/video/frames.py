@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from typing import Any, TypedDict, cast
 
+import numpy as np
+
 from ...api import Image, Item, Lazy, iterator, node
 from .._extras import require
 
@@ -30,13 +32,20 @@ def check_path(name: str, path: Any) -> str:
     return full
 
 
+def open_media(name: str, path: str, what: str = "video") -> Any:
+    """Open ``path`` (input ``name``) for reading with PyAV; ValueError naming both if it cannot
+    be read (a ChainError naming the pip command without PyAV)."""
+    full = check_path(name, path)
+    module = av()  # outside the try: a missing PyAV is said as such, not as an unreadable file
+    try:
+        return module.open(full)
+    except Exception as exc:  # PyAV raises av.error.* (OSError / ValueError subclasses)
+        raise ValueError(f"{name}: {path!r} is not a readable {what}: {exc}") from None
+
+
 def open_video(name: str, path: str) -> tuple[Any, Any]:
     """Open ``path`` for reading; returns (container, its first video stream)."""
-    full = check_path(name, path)
-    try:
-        container = av().open(full)
-    except Exception as exc:  # PyAV raises av.error.* (OSError / ValueError subclasses)
-        raise ValueError(f"{name}: {path!r} is not a readable video: {exc}") from None
+    container = open_media(name, path)
     if not container.streams.video:
         container.close()
         raise ValueError(f"{name}: {path!r} has no video stream")
@@ -68,25 +77,64 @@ def _selection(start: int, stop: int | None, step: int) -> None:
             raise ValueError(f"{name}: expected a whole number >= {low}, got {value!r}")
     if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < 0):
         raise ValueError(f"stop: expected a frame index >= 0 or None (the end), got {stop!r}")
+    if stop is not None and stop <= start:
+        raise ValueError(f"stop: {stop} is not after start ({start}): no frame is selected")
 
 
-def _count(path: str, start: int = 0, stop: int | None = None, step: int = 1) -> int:
+def _count(path: str, start: int = 0, stop: int | None = None, step: int = 1) -> int | None:
+    """The number of items, or None when the container says neither its frame count nor its
+    duration (a raw H.264 stream): unknown, not 0, until the last frame."""
     _selection(start, stop, step)
     container, stream = open_video("path", path)
     with container:
         n = frame_count(stream, container)
+    if not n:
+        return None
     return len(range(start, n if stop is None else min(stop, n), step))
 
 
 def _check_frames(constants: Mapping[str, Any]) -> None:
     _selection(constants.get("start", 0), constants.get("stop"), constants.get("step", 1))
     if "path" in constants:
-        container, _ = open_video("path", constants["path"])
-        container.close()
+        container, stream = open_video("path", constants["path"])
+        with container:
+            known = int(stream.frames or 0)  # declared by the container: exact (else estimated)
+        start = constants.get("start", 0)
+        if known and start >= known:
+            raise ValueError(f"start: {constants['path']!r} has {known} frames (0 to {known - 1}); "
+                             f"start={start} selects none")
 
 
-def _rgb(frame: Any) -> Image:
-    return cast(Image, frame.to_ndarray(format="rgb24"))
+class DecodedFrame:
+    """A decoded frame whose conversion to RGB waits for the worker that resolves the item
+    (``Lazy(DecodedFrame.rgb, ...)``), so that it does not hold up the decoding. PyAV frames
+    cannot be pickled: one sent to a Dask worker is converted first and travels as its array."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+
+    def rgb(self) -> Image:
+        """The frame as RGB, turned upright: a phone's portrait video is stored landscape with a
+        display rotation (counter-clockwise degrees), which players apply and the encoded
+        output would not carry."""
+        frame = self.frame
+        if isinstance(frame, np.ndarray):
+            return cast(Image, frame)
+        image = frame.to_ndarray(format="rgb24")
+        turns = _quarter_turns(frame)
+        return cast(Image, np.ascontiguousarray(np.rot90(image, turns)) if turns else image)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return DecodedFrame, (self.rgb(),)
+
+
+def _quarter_turns(frame: Any) -> int:
+    """Counter-clockwise quarter turns of ``frame``'s display rotation (0 for none, or for an
+    angle that is not a multiple of 90)."""
+    degrees = round(float(getattr(frame, "rotation", 0) or 0))
+    return (degrees // 90) % 4 if degrees % 90 == 0 else 0
 
 
 class FrameItem(TypedDict):
@@ -115,18 +163,36 @@ def frames(path: str, start: int = 0, stop: int | None = None, step: int = 1
     fps = stream_fps(stream)
     with container:
         position = 0
-        for index, frame in enumerate(container.decode(stream)):
+        for index, frame in _decoded(container, stream, path):
             if stop is not None and index >= stop:
                 break
             if index < start or (index - start) % step:
                 continue
             seconds = float(frame.time) if frame.time is not None else (
                 index / fps if fps else 0.0)
-            value = {"image": Lazy(_rgb, frame), "index": index, "time": seconds,
-                     "name": f"frame_{position:06d}"}
+            value = {"image": Lazy(DecodedFrame.rgb, DecodedFrame(frame)), "index": index,
+                     "time": seconds, "name": f"frame_{position:06d}"}
             position += 1
             yield cast(FrameItem, Item(value, label=f"frame {index}",
                                        source=f"{full}{FRAME_KEY}{index}"))
+
+
+def _decoded(container: Any, stream: Any, path: str) -> Iterator[tuple[int, Any]]:
+    """``enumerate(container.decode(stream))``, where a decoding error (a damaged file) names
+    the file and the last good frame instead of FFmpeg's bare 'avcodec_send_packet()'."""
+    frames = container.decode(stream)
+    index = 0
+    while True:
+        try:
+            frame = next(frames, None)
+        except Exception as exc:  # av.error.* (ValueError / OSError subclasses)
+            where = f"after frame {index - 1}" if index else "at its first frame"
+            raise ValueError(f"path: {path!r} cannot be decoded {where} (a damaged or "
+                             f"truncated file?): {exc}") from None
+        if frame is None:
+            return
+        yield index, frame
+        index += 1
 
 
 class VideoInfo(TypedDict):
@@ -140,8 +206,9 @@ class VideoInfo(TypedDict):
 
 @node("video.info", extra="video", requires=("av",))
 def info(path: str) -> VideoInfo:
-    """A video's frame rate, frame count (as the container declares it), size, duration in
-    seconds and whether it has audio. Link ``fps`` to ``video.save`` to keep the source's rate."""
+    """A video's frame rate, frame count (as the container declares it), size (as displayed:
+    a portrait video's stored with a rotation is taller than wide), duration in seconds and
+    whether it has audio. Link ``fps`` to ``video.save`` to keep the source's rate."""
     container, stream = open_video("path", path)
     with container:
         fps = stream_fps(stream)
@@ -150,9 +217,15 @@ def info(path: str) -> VideoInfo:
             duration = container.duration / 1_000_000
         else:
             duration = n / fps if fps else 0.0
-        return {"fps": fps, "frames": n, "width": int(stream.width),
-                "height": int(stream.height), "duration": float(duration),
-                "audio": bool(container.streams.audio)}
+        width, height = int(stream.width), int(stream.height)
+        try:  # the display rotation is on the frames: the first one says (as video.frames turns)
+            first = next(container.decode(stream), None)
+        except Exception:  # a damaged first frame: video.frames says so
+            first = None
+        if first is not None and _quarter_turns(first) % 2:
+            width, height = height, width
+        return {"fps": fps, "frames": n, "width": width, "height": height,
+                "duration": float(duration), "audio": bool(container.streams.audio)}
 
 
 def as_fraction(fps: float) -> Fraction:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import os
@@ -12,10 +13,10 @@ from typing import IO, Any, Literal, cast
 
 import numpy as np
 
-from ...api import Context, Image, collector
+from ...api import Context, Image, ItemCounts, collector
 from ...outputs import output_folder
 from ..image.convert import IMAGE_EXTENSIONS, as_image, read_image
-from .frames import as_fraction, av, check_path, open_video, stream_fps
+from .frames import as_fraction, av, open_media, open_video, stream_fps
 
 log = logging.getLogger("chainlib")
 
@@ -39,9 +40,35 @@ def _check_save(constants: Mapping[str, Any]) -> None:
     fps = constants.get("fps", 0.0)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps < 0 or fps > 1000:
         raise ValueError(f"fps: expected frames per second (0 = the source's), got {fps!r}")
-    for name in ("source", "audio_from"):
-        if constants.get(name):
-            check_path(name, constants[name])
+    if constants.get("source"):
+        container, _ = open_video("source", constants["source"])
+        container.close()
+    if constants.get("audio_from"):
+        _check_audio(constants["audio_from"], _container_format(path) if path is not None else None)
+    # fps=0 given as such (an absent fps may be linked, to video.info's, and is checked when
+    # the node runs, before it encodes)
+    if "fps" in constants and not fps and (constants.get("source") or constants.get("audio_from")):
+        _source_fps(constants.get("source", ""), constants.get("audio_from", ""))
+
+
+def _check_audio(audio_from: Any, fmt: str | None) -> None:
+    """``audio_from`` is a readable media file whose audio (if any) the ``fmt`` container takes:
+    FFmpeg refuses, for example, Opus or FLAC in .mov, which would fail only at the end of the
+    encode, as an unexplained 'Invalid argument'."""
+    with open_media("audio_from", audio_from, "media file") as container:
+        if fmt is None or not container.streams.audio:
+            return
+        stream = container.streams.audio[0]
+        out = av().open(io.BytesIO(), "w", format=fmt)
+        try:
+            out.add_stream_from_template(stream)
+            out.start_encoding()  # writes the header: where the muxer checks its streams
+        except Exception as exc:  # av.error.* (ValueError / OSError subclasses)
+            raise ValueError(f"audio_from: the {stream.codec_context.name} audio of "
+                             f"{audio_from!r} cannot be copied into the {fmt} container ({exc}); "
+                             "choose another container (.mkv takes most codecs)") from None
+        finally:
+            out.close()
 
 
 def _container_format(path: Any) -> str:
@@ -65,9 +92,10 @@ def encoder_for(codec: str) -> str:
     return name
 
 
-def _frame_files(folder: str, collected: list[Any]) -> list[str]:
+def _frame_files(folder: str, collected: list[Any], expected: int | None) -> list[str]:
     """The image sequence in ``folder``, ordered by the number ending each file name, which must
-    run 0, 1, 2, ... without a gap (so no frame is silently missing)."""
+    run 0, 1, 2, ... without a gap (so no frame is silently missing), ``expected`` frames (the
+    run's items) if known."""
     root = os.path.abspath(os.path.expanduser(folder))
     if not os.path.isdir(root):
         raise ValueError(f"frames: {folder!r} is not a folder")
@@ -87,6 +115,12 @@ def _frame_files(folder: str, collected: list[Any]) -> list[str]:
         what = f"frame {missing[0]} is missing" if missing else "it holds no numbered frames"
         raise ValueError(f"frames: {folder!r} is not a complete image sequence: {what} (a failed "
                          "or unfinished item?); the video is not encoded")
+    if expected is not None and len(numbered) != expected:
+        raise ValueError(f"frames: {folder!r} holds {len(numbered)} numbered frames but the run "
+                         f"has {expected} items (one frame each): "
+                         + ("the last frames are missing" if len(numbered) < expected else
+                            "frames of another run are there (keep the folder for this video's "
+                            "frames only)") + "; the video is not encoded")
     files = [numbered[n] for n in range(len(numbered))]
     known = set(map(os.path.abspath, files))
     for value in collected:
@@ -95,9 +129,25 @@ def _frame_files(folder: str, collected: list[Any]) -> list[str]:
     return files
 
 
-def _pictures(images: list[Any], frames: str) -> tuple[int, Iterator[Image]]:
+def _check_items(counts: ItemCounts | None, frames: str) -> None:
+    """Refuse to encode a video that would lack frames: items that failed in this run, or (without
+    ``frames=``) items an earlier run finished, which this run does not collect."""
+    if counts is None:
+        return
+    if counts.failed:
+        raise ValueError(f"images: {counts.failed} frame(s) failed in this run, so the video "
+                         "would lack them; it is not encoded (fix the cause, then run again with "
+                         "--resume / resume=True)")
+    if counts.skipped and not frames:
+        raise ValueError(f"images: {counts.skipped} frame(s) were finished by an earlier run and "
+                         "are not collected by this one; give frames= (the folder of the image "
+                         "sequence) to encode every frame")
+
+
+def _pictures(images: list[Any], frames: str, expected: int | None
+              ) -> tuple[int, Iterator[Image]]:
     if frames:
-        files = _frame_files(frames, images)
+        files = _frame_files(frames, images, expected)
         return len(files), (read_image(f) for f in files)
     return len(images), (read_image(v) if isinstance(v, str) else as_image(v) for v in images)
 
@@ -205,7 +255,9 @@ def save(
     18). ``audio_from`` copies that file's first audio stream. ``frames``: the folder of an
     image sequence (``image.save`` with ``name`` from ``video.frames``); the video is then made
     from every frame there, checked for gaps, so a resumed run, which collects only the frames it
-    processed, still encodes them all.
+    processed, still encodes them all. No video lacking frames is written: when items of the
+    run failed (``on_error="skip"``), or, without ``frames=``, an earlier run finished some (a
+    resumed run does not collect them), this node fails saying so.
 
     The video is written like ``image.save``'s images (:mod:`chainlib.outputs`), into the
     ownership record of its folder: under a hidden temporary name renamed when complete (a stop
@@ -220,11 +272,15 @@ def save(
     fmt = _container_format(target)
     folder = output_folder(os.path.dirname(target), ctx.outputs if ctx is not None else None,
                            record=ctx is not None)
+    if ctx is not None and ctx.outputs is not None:  # never written over, even with overwrite
+        ctx.outputs.add_inputs(p for p in (source, audio_from) if p)
     replace = bool(overwrite) or (ctx is not None and ctx.overwrite)
     resuming = ctx is not None and ctx.resuming
     folder.check(target, item="the video", overwrite=replace, resuming=resuming)
-    rate = fps or _source_fps(source or audio_from)
-    count, pictures = _pictures(list(images), frames)
+    counts = ctx.items if ctx is not None else None
+    _check_items(counts, frames)
+    rate = fps or _source_fps(source, audio_from)
+    count, pictures = _pictures(list(images), frames, counts.total if counts else None)
     if count == 0:
         raise ValueError("images: no frames to encode" + (
             " (a resumed run collects only the frames it processes; give frames= the folder the "
@@ -240,13 +296,17 @@ def save(
                         overwrite=replace, resuming=resuming)
 
 
-def _source_fps(path: str) -> float:
+def _source_fps(source: str, audio_from: str) -> float:
+    """The frame rate of ``source``, else of ``audio_from`` (fps=0)."""
+    name, path = ("source", source) if source else ("audio_from", audio_from)
     if not path:
         raise ValueError("fps: 0 takes the rate of source= (or audio_from=); give one of them or "
                          "a frame rate")
-    container, stream = open_video("source", path)
-    with container:
-        rate = stream_fps(stream)
+    with open_media(name, path) as container:
+        streams = container.streams.video
+        rate = stream_fps(streams[0]) if streams else 0.0
     if not rate:
-        raise ValueError(f"fps: {path!r} does not state its frame rate; give fps")
+        what = "has no video stream" if not streams else "does not state its frame rate"
+        raise ValueError(f"fps: 0 takes the frame rate of {name}=, and {path!r} {what}; give "
+                         "fps")
     return rate
