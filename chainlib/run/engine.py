@@ -154,12 +154,12 @@ class Engine:
         """Run the collectors over the items' values, then the nodes after them.
 
         When a resumed run skipped every item as complete, a collector would get nothing and
-        replace what an earlier run built from the items (a contact sheet and its saved file)
-        with an empty result, or fail. Such collectors, and the nodes after them, do not run
-        (``not_run``); a collector that rebuilds from earlier outputs (``rebuilds``, as
-        ``video.save`` from its frames folder) still does."""
+        replace what an earlier run built (a contact sheet, its saved file) or fail: it does not
+        run, nor do the nodes after it (``not_run``), unless it ``rebuilds`` from earlier
+        outputs (``video.save`` from its frames folder)."""
+        counts = self.item_counts()
+        nothing_new = counts.skipped > 0 and counts.done == counts.skipped and not counts.failed
         held: set[str] = set()
-        nothing_new = self._nothing_new()
         for c in self.plan.collectors:
             if nothing_new and not c.spec.rebuilds:
                 held.add(c.id)
@@ -178,13 +178,6 @@ class Engine:
             else:
                 post.append(step)
         self._execute(tuple(post), values)
-
-    def _nothing_new(self) -> bool:
-        """Every item was skipped as already complete by an earlier run (``resume``)."""
-        with self.control.lock:
-            ledger = self.ledger
-            return (ledger.skipped > 0 and ledger.done == ledger.skipped
-                    and ledger.failed == 0)
 
     def _finish(self, values: dict[Key, Any], error: ErrorInfo | None) -> None:
         """End the run: release the outputs, record ``error``, publish the final state."""
