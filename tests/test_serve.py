@@ -109,6 +109,8 @@ def test_a_command_the_state_forbids_is_rejected_with_a_reason_and_changes_nothi
     (b'{"command": "start", "id": 1, "pad": "' + b"x" * 5000 + b'"}', "application/json", 413,
      "too large"),
     (b"\xff\xfe", "application/json", 400, "not valid JSON"),
+    (b"[" * 4000, "application/json", 400, "nested too deeply"),  # was a plain-text 500
+    (b'{"a":[' * 680, "application/json", 400, "nested too deeply"),
 ])
 def test_malformed_commands_get_a_4xx_json_error_and_change_nothing(
         client: httpx.Client, gated_run: cl.Runner, body: bytes, ctype: str, code: int,
@@ -170,6 +172,18 @@ def test_the_token_is_accepted_in_both_headers_the_query_and_the_cookie(
             "cookie": f"other=1; {cookie_name(server.port)}={server.token}"}).status_code == 200
 
 
+def test_another_apps_odd_cookie_does_not_hide_the_token_cookie(server: ControlServer) -> None:
+    """Cookies are not scoped by port: any app on this host can set one the standard library's
+    parser rejects (a space, a JSON value), which used to hide every cookie after it."""
+    name = cookie_name(server.port)
+    with httpx.Client(base_url=server.base_url, timeout=10) as anon:
+        for other in ('prefs={"theme": "dark"}', "greeting=hello world", 'q="a'):
+            r = anon.get("/status", headers={"cookie": f"{other}; {name}={server.token}"})
+            assert r.status_code == 200, (other, r.text)
+            r = anon.get("/status", headers={"cookie": f"{other}; {name}=nope"})
+            assert r.status_code == 403, other
+
+
 def test_the_printed_link_sets_an_httponly_strict_cookie_and_drops_the_token_from_the_url(
         server: ControlServer) -> None:
     with httpx.Client(timeout=10) as browser:
@@ -191,7 +205,10 @@ def test_commands_need_the_token_in_a_header_not_a_cookie_or_query(
                       headers={"cookie": f"{cookie_name(server.port)}={server.token}"})
         assert r.status_code == 403 and "need the token in the Authorization" in r.json()["error"]
         r = anon.post(f"/commands?token={server.token}", json={"command": "start"})
-        assert r.status_code == 401
+        assert r.status_code == 403
+        assert "a query parameter is not enough" in r.json()["error"]
+        r = anon.post("/commands", json={"command": "start"})
+        assert r.status_code == 401 and "?token=" not in r.json()["error"]  # not for a POST
     assert gated_run.status() == before
 
 

@@ -91,8 +91,10 @@ def build_app(
                 return error(413, f"request body too large (limit {MAX_BODY_BYTES} bytes)")
         try:
             content = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except ValueError as exc:  # UnicodeDecodeError included
             return error(400, f"request body is not valid JSON: {exc}")
+        except RecursionError:  # "[[[[..." within the size limit: a 500 without this
+            return error(400, "request body is not valid JSON: nested too deeply")
         problem = validate_command(content)
         if problem is not None:
             return error(422 if isinstance(content, dict) else 400, problem)
