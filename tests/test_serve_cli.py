@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
+import io
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from chainlib.serve.terminal import parse_address
+from chainlib.serve.terminal import parse_address, remote_command, remote_status
 from tests.serve_nodes import tick_chain
 from tests.served_cli import ServedRun, cli
 
@@ -67,3 +70,42 @@ def test_serving_beyond_loopback_needs_allow_remote(tmp_path: Path) -> None:
     tick_chain(items=3, ms=1).save(chain)
     proc = cli("run", str(chain), "--import", "serve_nodes", "--serve", "0.0.0.0:0")
     assert proc.returncode == 2 and "--allow-remote" in proc.stderr
+
+
+class _NotChainlib(http.server.BaseHTTPRequestHandler):
+    """Another web app on the port the URL names: answers 200 to everything, not a snapshot."""
+
+    def _answer(self) -> None:
+        body = b'{"hello": "world"}' if "json" in self.path else b"<html>hi</html>"
+        self.send_response(200)
+        self.send_header("content-type", "application/json" if b"{" in body else "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("command", ["status", "status --json", "pause", "stop"])
+def test_a_url_of_another_kind_of_server_is_exit_3_not_a_traceback(command: str) -> None:
+    # /status answers JSON that is not a snapshot; the POST answers HTML (no JSON at all)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotChainlib)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        for path in ("/json", "/"):
+            url = f"http://127.0.0.1:{srv.server_address[1]}{path}?token=abc"
+            out, err = io.StringIO(), io.StringIO()
+            name, *flags = command.split()
+            if name == "status":
+                code = remote_status(url, as_json=bool(flags), out=out, err=err)
+            else:
+                code = remote_command(url, name, out=out, err=err)
+            assert code == 3, err.getvalue()
+            assert "is not a chainlib control server" in err.getvalue()
+            assert out.getvalue() == ""
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -71,7 +71,8 @@ def add_remote_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "status", help="show a served run's status (see run --serve)",
         description="Print the status of a run served with `chainlib run --serve` (or "
-        "Runner.serve()). Exit codes: 0 answered, 2 bad URL, 3 unreachable or token refused.")
+        "Runner.serve()). Exit codes: 0 answered, 2 bad URL, 3 unreachable, token refused or "
+        "not a chainlib control server.")
     p.add_argument("url", metavar="URL", help=url_help)
     p.add_argument("--json", action="store_true", help="print the whole snapshot as JSON")
     p.set_defaults(func=cmd_status)
@@ -79,7 +80,8 @@ def add_remote_parsers(sub: Any) -> None:
         p = sub.add_parser(
             name, help=f"{name} a served run",
             description=f"Ask a served run to {name}. Exit codes: 0 accepted, 1 rejected (the "
-            "reason is printed), 2 bad URL, 3 unreachable or token refused.")
+            "reason is printed), 2 bad URL, 3 unreachable, token refused or not a chainlib control "
+            "server.")
         p.add_argument("url", metavar="URL", help=url_help)
         p.set_defaults(func=cmd_remote)
 

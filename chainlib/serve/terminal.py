@@ -21,7 +21,8 @@ EXIT_CODES: Final = {
     EXIT_ACCEPTED: "the command was accepted (status: the server answered)",
     EXIT_REJECTED: "the run rejected the command (the reason is printed)",
     EXIT_USAGE: "bad URL or arguments",
-    EXIT_UNREACHABLE: "the server could not be reached or refused the token",
+    EXIT_UNREACHABLE: "the server could not be reached, refused the token, or is not a chainlib "
+                      "control server",
 }
 
 
@@ -91,6 +92,12 @@ def _call(url: str, method: str, path: str, body: Any, timeout: float, err: Text
         return EXIT_UNREACHABLE
 
 
+def _not_ours(url: str, what: str, problem: object, err: TextIO) -> int:
+    print(f"chainlib: {url.split('?')[0]} is not a chainlib control server: its {what} is not "
+          f"one ({problem})", file=err)
+    return EXIT_UNREACHABLE
+
+
 def _refused(code: int, payload: Any, err: TextIO) -> int:
     message = payload.get("error") if isinstance(payload, dict) else None
     print(f"chainlib: the server answered HTTP {code}: {message or 'no reason given'}", file=err)
@@ -106,10 +113,14 @@ def remote_status(url: str, *, as_json: bool, out: TextIO, err: TextIO,
     code, payload = result
     if code != 200:
         return _refused(code, payload, err)
+    try:
+        snap = status_from_dict(payload)
+    except ValueError as exc:  # another server on that port: a clear error, not a traceback
+        return _not_ours(url, "/status answer", exc, err)
     if as_json:
         print(json.dumps(payload, indent=2), file=out)
     else:
-        print(format_status(status_from_dict(payload)), file=out)
+        print(format_status(snap), file=out)
     return EXIT_ACCEPTED
 
 
@@ -122,7 +133,13 @@ def remote_command(url: str, command: str, *, out: TextIO, err: TextIO,
     code, payload = result
     if code != 200:
         return _refused(code, payload, err)
-    verdict = "accepted" if payload["accepted"] else "rejected"
-    print(f"{command}: {verdict} ({payload['reason']})", file=out)
-    print(format_status(status_from_dict(payload["status"])), file=out)
-    return EXIT_ACCEPTED if payload["accepted"] else EXIT_REJECTED
+    try:
+        accepted, reason = payload["accepted"], payload["reason"]
+        snap = status_from_dict(payload["status"])
+        if not isinstance(accepted, bool):
+            raise ValueError(f"'accepted' is {accepted!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        return _not_ours(url, "answer to a command", exc, err)
+    print(f"{command}: {'accepted' if accepted else 'rejected'} ({reason})", file=out)
+    print(format_status(snap), file=out)
+    return EXIT_ACCEPTED if accepted else EXIT_REJECTED
