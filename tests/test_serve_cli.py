@@ -70,6 +70,13 @@ def test_serving_beyond_loopback_needs_allow_remote(tmp_path: Path) -> None:
     tick_chain(items=3, ms=1).save(chain)
     proc = cli("run", str(chain), "--import", "serve_nodes", "--serve", "0.0.0.0:0")
     assert proc.returncode == 2 and "--allow-remote" in proc.stderr
+    proc = cli("run", str(chain), "--import", "serve_nodes", "--no-progress", "--serve",
+               "0.0.0.0:0", "--allow-remote")
+    assert proc.returncode == 0, proc.stderr
+    # warned once, in the CLI's words (not also as a Python warning naming a chainlib line)
+    warnings = [line for line in proc.stderr.splitlines() if "beyond this machine" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("chainlib: WARNING:"), proc.stderr
+    assert "RuntimeWarning" not in proc.stderr
 
 
 class _NotChainlib(http.server.BaseHTTPRequestHandler):

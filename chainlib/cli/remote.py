@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,10 @@ def serve_hook(args: argparse.Namespace) -> Callable[[Runner], Callable[[], None
 
     def start(runner: Runner) -> Callable[[], None]:
         try:
-            server = runner.serve(host, port, allow_remote=args.allow_remote, announce=sys.stderr)
+            with warnings.catch_warnings():  # the announcement says it, once, in our words
+                warnings.simplefilter("ignore", RuntimeWarning)
+                server = runner.serve(host, port, allow_remote=args.allow_remote,
+                                      announce=sys.stderr)
         except ValueError as exc:
             raise UsageError(str(exc).replace("allow_remote=True (CLI: --allow-remote)",
                                               "--allow-remote")) from None
