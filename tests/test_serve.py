@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
 import threading
 import time
@@ -136,6 +138,19 @@ def test_info_names_the_chain_and_the_timing_settings(client: httpx.Client) -> N
     assert info["title"] == "chain"  # gated_chain() has no name
     assert (info["heartbeat_interval"], info["retry_ms"], info["pull_interval"]) == (0.2, 500,
                                                                                       5.0)
+    assert info["disconnect_after"] == 3.0
+
+
+def test_the_page_waits_three_heartbeats_before_saying_disconnected(gated_run: cl.Runner) -> None:
+    """With heartbeats every 5 s a quiet (paused) run is silent for 5 s: a page keeping the
+    state machine's 3 s default flapped to `disconnected` between heartbeats."""
+    with serve(gated_run, announce=None, heartbeat_interval=5.0) as srv, httpx.Client(
+            base_url=srv.base_url, headers={"authorization": f"Bearer {srv.token}"}) as c:
+        assert c.get("/info").json()["disconnect_after"] == 15.0
+        page = c.get("/").text
+        config = re.search(r'<meta name="chainlib-config" content="([^"]*)">', page)
+        assert config is not None  # what web/model.js's boot() hands the state machine
+        assert json.loads(html.unescape(config.group(1)))["disconnect_after"] == 15.0
 
 
 # ---------------------------------------------------------------- security

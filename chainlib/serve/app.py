@@ -6,8 +6,9 @@
 ``POST /commands`` ``{"command": "start"|"pause"|"resume"|"stop", "id": int (optional)}`` ->
                    the Python API's ``Ack.to_dict()`` plus ``id``: 200 whether accepted or not
                    (a rejection names its reason); a malformed request is a 4xx and changes nothing
-``GET /info``      ``{"title", "heartbeat_interval", "retry_ms", "pull_interval", "gallery",
-                   "server_time"}`` (``gallery``: whether ``/gallery`` has one to show)
+``GET /info``      ``{"title", "heartbeat_interval", "retry_ms", "pull_interval",
+                   "disconnect_after", "gallery", "server_time"}`` (``gallery``: whether
+                   ``/gallery`` has one to show)
 ``GET /gallery``   the newest outputs as the notebook panel shows them (see :mod:`.gallery`):
                    ``?since=COUNTER`` -> 204 while unchanged; 404 when the server keeps none
 ``GET /``          the control panel as a web page (see :mod:`.page`)

@@ -174,8 +174,12 @@ def serve(
     if gallery and callable(source) and callable(enable):  # a RemoteRun keeps no images
         enable()
         cache = GalleryCache(source)
+    # the page says `disconnected` after this much silence: three heartbeats, as RemoteRun does
+    # (the state machine's 3 s default would flap between heartbeats slower than 1 s)
+    disconnect_after = max(3.0, 3 * heartbeat_interval)
     info = {"title": title, "heartbeat_interval": heartbeat_interval, "retry_ms": retry_ms,
-            "pull_interval": pull_interval, "gallery": cache is not None}
+            "pull_interval": pull_interval, "disconnect_after": disconnect_after,
+            "gallery": cache is not None}
     page, static = load_page(info, token)
     app: Any = build_app(hub, runner, info=info, page=page, static=static, gallery=cache)
     app = AuthMiddleware(app, token=token, port=port, check_host=loopback)
