@@ -83,7 +83,8 @@ function paintViews(v, st, { title, now }) {
   const snap = st.snapshot || {};
   const fig = figures(st.ui, snap);
   setAttr(v.root, "data-state", st.ui);
-  v.header.paint({ titleText: title, ui: st.ui, age: now - st.lastContact });
+  v.header.paint({ titleText: title, ui: st.ui, age: now - st.lastContact,
+    backend: st.config.backend });
   v.buttons.paint(st);
   v.notice.paint(st.notice);
   v.progress.paint(snap, fig);
