@@ -7,7 +7,7 @@ Every route needs the server's random token, found in this order:
 3. the cookie ``chainlib-token-PORT`` (set by the server, see below; cookies are not scoped by
    port, hence the port in the name).
 
-``GET /?token=...`` with the right token sets the cookie (``HttpOnly``, ``SameSite=Strict``) and
+``GET /?token=...`` with the right token sets the cookie (``HttpOnly``, ``SameSite=Lax``) and
 redirects to ``/`` so the token does not stay in the address bar or the history; the page then
 works from the cookie, and sends the token in a header for commands.
 
@@ -172,7 +172,11 @@ class AuthMiddleware:
         rest = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"]
         location = "/" + (f"?{urlencode(rest)}" if rest else "")
         token = self._token.decode()
-        cookie = f"{self._cookie}={token}; Path=/; HttpOnly; SameSite=Strict"
+        # Lax, not Strict: a Strict cookie set by this redirect is not sent to the page it leads
+        # to when the click came from another site (a notebook on localhost:8888 printing this
+        # 127.0.0.1 link), so the page was a 401. Lax sends it on top-level GETs only, and a
+        # GET changes nothing; commands need the header (see the module docstring).
+        cookie = f"{self._cookie}={token}; Path=/; HttpOnly; SameSite=Lax"
         await send({
             "type": "http.response.start",
             "status": 303,

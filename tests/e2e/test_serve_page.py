@@ -146,6 +146,26 @@ def test_the_page_is_refused_without_the_token(page: Any, run: cl.Runner) -> Non
         assert response is not None and response.status == 403
 
 
+def test_the_printed_link_works_when_clicked_on_another_site(page: Any, run: cl.Runner) -> None:
+    """A notebook on http://localhost:8888 prints http://127.0.0.1:PORT/?token=...: another site.
+    The cookie set by the link's redirect must come along to the page it redirects to (a
+    SameSite=Strict cookie does not, after a navigation started cross-site: the page was a 401)."""
+    with serve(run, announce=None) as srv:
+        other_site = f"http://localhost:{srv.port}/elsewhere"  # "localhost" is not "127.0.0.1"
+        page.goto(other_site)
+        page.evaluate("""(url) => { const a = document.createElement("a"); a.href = url;
+                                    a.textContent = "open"; document.body.append(a); }""",
+                      srv.url)
+        with page.expect_navigation():
+            page.click("text=open")
+        assert page.url == srv.base_url + "/"
+        settled(page, run, "idle")
+        page.reload()  # and it keeps working
+        settled(page, run, "idle")
+        click(page, "play")
+        settled(page, run, "running")
+
+
 def test_the_page_shows_the_gallery_of_an_image_run(page: Any, tmp_path: Path) -> None:
     bundled = samples.folder(tmp_path / "samples")
     inputs = tmp_path / "inputs"
