@@ -383,6 +383,30 @@ def test_close_ends_open_streams_and_frees_the_port(gated_run: cl.Runner) -> Non
     reader.close()
 
 
+def test_a_closing_server_says_goodbye_after_the_final_snapshot(
+        gated_run: cl.Runner, gates: Gates) -> None:
+    """A client must tell a server that closed on purpose (its `chainlib run` ended) from a lost
+    connection: the last event of every stream is a goodbye with the reason and the snapshot."""
+    srv = serve(gated_run, announce=None)
+    readers = [EventReader(srv.base_url, srv.token) for _ in range(2)]
+    gated_run.start()
+    gates.wait_entered()
+    gated_run.stop()
+    gates.release.set()
+    final = gated_run.wait(10)
+    for r in readers:
+        r.until(lambda s: s["state"] == "stopped")
+    srv.close(reason="its chainlib run command has ended")
+    for r in readers:
+        assert r.ended.wait(5)
+        bye = r.next()
+        assert bye.event == "goodbye" and bye.id is None  # no id: Last-Event-ID stays a seq
+        assert bye.data == {"reason": "its chainlib run command has ended",
+                            "status": json.loads(json.dumps(final.to_dict(max_failures=20)))}
+        assert r.events.empty()  # nothing after it
+        r.close()
+
+
 # ---------------------------------------------------------------- fault injection
 
 
@@ -468,13 +492,42 @@ def test_remote_run_refuses_a_wrong_token_or_an_unreachable_server(
 
 def test_a_remote_command_to_a_vanished_server_is_a_rejection_not_an_exception(
         gated_run: cl.Runner) -> None:
-    srv = serve(gated_run, announce=None)
+    # vanished without a goodbye: its streams were cut (as a broken link does) before it went
+    srv = serve(gated_run, announce=None, fault_injection=ServeFaults())
     remote = RemoteRun(srv.url, timeout=2.0)
     try:
+        srv.cut(60)
+        wait_until(lambda: srv.hub.streams == 0, what="the cut to end the stream")
         srv.close()
         ack = remote.start()
         assert not ack.accepted and "cannot reach" in ack.reason
         assert gated_run.status().state == "idle"
         wait_until(lambda: not remote.connected, timeout=10, what="remote notices the loss")
+        assert remote.server_closed is None  # lost, not closed: it keeps trying
     finally:
         remote.close()
+
+
+def test_a_remote_run_told_its_server_closed_keeps_the_final_status_and_says_why(
+        gated_run: cl.Runner, gates: Gates) -> None:
+    srv = serve(gated_run, announce=None)
+    remote = RemoteRun(srv.url, timeout=2.0)
+    try:
+        assert remote.start().accepted
+        gates.wait_entered()
+        assert remote.server_closed is None and remote.connected
+        srv.close(reason="its chainlib run command has ended")  # the run goes on
+        wait_until(lambda: remote.server_closed is not None, what="the goodbye")
+        assert remote.server_closed == "its chainlib run command has ended"
+        assert not remote.connected
+        assert remote.status() == gated_run.status()  # the final snapshot (the run waits)
+        ack = remote.pause()
+        assert not ack.accepted
+        assert ack.reason == (f"the control server at {srv.base_url} closed (its chainlib run "
+                              f"command has ended)")
+        assert gated_run.status().state == "running"  # nothing was sent
+        with pytest.raises(RemoteError, match=r"closed .* while the run was running"):
+            remote.wait(10)  # returns at once: it would wait for ever
+    finally:
+        remote.close()
+        srv.close()

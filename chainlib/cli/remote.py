@@ -51,7 +51,9 @@ def serve_hook(args: argparse.Namespace) -> Callable[[Runner], Callable[[], None
                                               "--allow-remote")) from None
         except OSError as exc:
             raise UsageError(f"--serve {args.serve}: {exc}") from None
-        close: Callable[[], None] = server.close
+        def close() -> None:  # the run has ended: every client is told so, then the server goes
+            server.close(reason="its chainlib run command has ended")
+
         return close
 
     return start

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from .app import build_app
 from .gallery import GalleryCache
-from .hub import Controllable, Hub, ServeFaults
+from .hub import CLOSED_REASON, Controllable, Hub, ServeFaults
 from .page import load_page
 from .security import AuthMiddleware, Receive, Scope, Send, is_loopback, new_token, send_json
 
@@ -76,9 +76,11 @@ class ControlServer:
             raise RuntimeError("cut() needs a server started with fault_injection=ServeFaults()")
         self._loop.call_soon_threadsafe(self._hub.cut, float(seconds))
 
-    def close(self, timeout: float = 5.0) -> None:
-        """End every stream and stop the server (idempotent). The run itself is not touched."""
-        self._hub.close()
+    def close(self, timeout: float = 5.0, reason: str = CLOSED_REASON) -> None:
+        """End every stream and stop the server (idempotent). The run itself is not touched.
+        Each stream's last event is a goodbye naming ``reason`` (the page then says the server
+        closed, not that the connection was lost)."""
+        self._hub.close(reason)
         self._server.should_exit = True
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)

@@ -166,6 +166,32 @@ def test_the_printed_link_works_when_clicked_on_another_site(page: Any, run: cl.
         settled(page, run, "running")
 
 
+def test_when_the_server_closes_the_page_says_so_with_the_final_status(
+        page: Any, run: cl.Runner) -> None:
+    """`chainlib run --serve` closes its server when the run ends: the page must say that the
+    server closed, with the final figures, not `disconnected` with a Stop to queue (it did,
+    about 8 s later, after an unanswered pull)."""
+    srv = serve(run, announce=None)
+    try:
+        goto(page, srv.url)
+        click(page, "play")
+        settled(page, run, "running")
+        click(page, "stop")
+        settled(page, run, "stopped")
+    finally:
+        srv.close(reason="its chainlib run command has ended")
+    final = run.status()
+    v = wait_state(page, "ended", 5)
+    assert v["notice"] == ("The control server closed (its chainlib run command has ended): "
+                           f"the run is stopped, {final.done}/{final.total} done.")
+    assert v["done"] == str(final.done) and v["seq"] == str(final.seq)
+    assert "the server is gone" in v["connection"]
+    assert_buttons(v)  # nothing enabled: nobody can hear a click
+    time.sleep(1.5 * 5)  # a pull interval and more: nothing turns it into a lost connection
+    assert shown(page)[-1] == "ended" and "disconnected" not in shown(page)
+    assert page.evaluate("() => chainlibModel.stats.streamsOpened") == 1
+
+
 def test_the_page_shows_the_gallery_of_an_image_run(page: Any, tmp_path: Path) -> None:
     bundled = samples.folder(tmp_path / "samples")
     inputs = tmp_path / "inputs"
