@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import socket
 import threading
@@ -405,6 +406,52 @@ def test_a_closing_server_says_goodbye_after_the_final_snapshot(
                             "status": json.loads(json.dumps(final.to_dict(max_failures=20)))}
         assert r.events.empty()  # nothing after it
         r.close()
+
+
+def test_a_client_that_stopped_reading_neither_holds_nor_spoils_the_close(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A suspended client (a laptop asleep at the end of an SSH tunnel, a stopped process) fills
+    its socket: its stream cannot end. Closing used to wait uvicorn's graceful timeout, then
+    cancel it and print 'Exception in ASGI application' tracebacks on the CLI's stderr."""
+    progress_chain()  # registers serve_test.spin
+    chain = cl.Chain("wide")
+    x = chain.add("core.range", n=1_000_000)
+    for _ in range(150):  # 150 nodes: ~20 KB snapshots, so the sockets fill in a second or so
+        x = chain.add("serve_test.spin", x=x, steps=1)
+    run = cl.Runner(chain)
+    srv = serve(run, announce=None, max_rate=1000.0)
+    stalled = []
+    try:
+        run.start()
+        for _ in range(3):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: "
+                      f"Bearer {srv.token}\r\n\r\n".encode())
+            stalled.append(s)  # and never read
+        wait_until(lambda: srv.hub.streams == 3, what="three streams")
+        counts = [srv.hub.events_sent]
+
+        def stuck() -> bool:  # the kernel's buffers are full: (almost) nothing goes out
+            time.sleep(0.5)
+            counts.append(srv.hub.events_sent)
+            return counts[-1] - counts[-2] < 10
+
+        wait_until(stuck, 60, "the streams to stall")
+        with caplog.at_level(logging.INFO):
+            started = time.monotonic()
+            srv.close()
+            took = time.monotonic() - started
+        assert not srv.running
+        assert took < 1.5, took
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    finally:
+        run.stop()
+        run.wait(10)
+        srv.close()
+        for s in stalled:
+            s.close()
 
 
 # ---------------------------------------------------------------- fault injection

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import socket
 import sys
 import threading
+import time
 import warnings
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from .app import build_app
 from .gallery import GalleryCache
@@ -17,6 +19,10 @@ from .page import load_page
 from .security import AuthMiddleware, Receive, Scope, Send, is_loopback, new_token, send_json
 
 __all__ = ["ControlServer", "serve"]
+
+STALL_GRACE: Final = 0.5
+"""Seconds a closing server gives its event streams to end before it drops those whose clients
+stopped reading."""
 
 
 class _Faults:
@@ -81,9 +87,30 @@ class ControlServer:
         Each stream's last event is a goodbye naming ``reason`` (the page then says the server
         closed, not that the connection was lost)."""
         self._hub.close(reason)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            with contextlib.suppress(RuntimeError, concurrent.futures.TimeoutError):
+                asyncio.run_coroutine_threadsafe(self._drop_stalled(), self._loop).result(
+                    STALL_GRACE + 1.0)
         self._server.should_exit = True
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    async def _drop_stalled(self) -> None:
+        """After the goodbye, abort the connections of streams that still have not ended: their
+        clients stopped reading (a suspended process, a laptop asleep at the end of a tunnel), so
+        their sends wait for ever. Left alone they held the shutdown for uvicorn's graceful
+        timeout, which then cancelled them with an 'Exception in ASGI application' traceback."""
+        deadline = time.monotonic() + STALL_GRACE
+        while self._hub.streams and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if not self._hub.streams:
+            return
+        state = getattr(self._server, "server_state", None)
+        for connection in list(getattr(state, "connections", ())):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if cycle is not None and not cycle.response_complete and transport is not None:
+                transport.abort()  # the send returns (uvicorn drops a closed client's data)
 
     def __enter__(self) -> ControlServer:
         return self
