@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import chainlib as cl
 from chainlib.serve.terminal import parse_address, remote_command, remote_status
 from tests.serve_nodes import tick_chain
 from tests.served_cli import ServedRun, cli
@@ -77,6 +78,30 @@ def test_serving_beyond_loopback_needs_allow_remote(tmp_path: Path) -> None:
     warnings = [line for line in proc.stderr.splitlines() if "beyond this machine" in line]
     assert len(warnings) == 1 and warnings[0].startswith("chainlib: WARNING:"), proc.stderr
     assert "RuntimeWarning" not in proc.stderr
+
+
+def test_status_escapes_the_names_and_messages_it_prints(tmp_path: Path) -> None:
+    """Error messages name files and nodes: `chainlib status URL` escapes their control
+    characters as `chainlib run` does (an escape sequence drove the terminal, a newline forged
+    a line)."""
+    hostile = "bad \x1b[31mred\x1b[0m\nchainlib: forged line"
+
+    @cl.node("serve_test.hostile_failure")
+    def fail(x: int) -> int:
+        raise ValueError(hostile)
+
+    chain = cl.Chain("c")
+    chain.add("serve_test.hostile_failure", x=chain.add("core.range", n=2))
+    run = cl.Runner(chain)
+    with run.serve(announce=None) as srv:
+        run.start()
+        assert run.wait(10).state == "failed"
+        out, err = io.StringIO(), io.StringIO()
+        assert remote_status(srv.url, as_json=False, out=out, err=err) == 0
+    text = out.getvalue()
+    assert "\x1b" not in text and "\nchainlib: forged" not in text
+    assert "bad \\x1b[31mred\\x1b[0m\\nchainlib: forged line" in text
+    assert len(text.splitlines()) == 2
 
 
 class _NotChainlib(http.server.BaseHTTPRequestHandler):

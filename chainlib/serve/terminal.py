@@ -8,6 +8,7 @@ from typing import Any, Final, TextIO
 
 import httpx
 
+from .._safe import safe
 from ..run.status import Status
 from .client import parse_url, status_from_dict
 
@@ -50,19 +51,21 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 def format_status(s: Status) -> str:
-    """One line: ``run <id> #<seq> <state>: done/total, failed, elapsed, ETA, current node(s)``."""
+    """One line: ``run <id> #<seq> <state>: done/total, failed, elapsed, ETA, current node(s)``,
+    and the last error's on a second; names and messages with control characters escaped (they
+    come from the run's files and nodes, through a server)."""
     total = "?" if s.total is None else str(s.total)
-    parts = [f"run {s.run_id or '-'} #{s.seq} {s.state}: {s.done}/{total} done"]
+    parts = [f"run {safe(s.run_id or '-')} #{s.seq} {s.state}: {s.done}/{total} done"]
     if s.failed:
         parts.append(f"{s.failed} failed")
     parts.append(f"elapsed {s.elapsed:.1f} s")
     if s.eta is not None and s.active:
         parts.append(f"ETA {s.eta:.0f} s")
     if s.current:
-        parts.append("running " + ", ".join(s.current))
+        parts.append("running " + safe(", ".join(s.current)))
     line = ", ".join(parts)
     if s.error is not None:
-        line += f"\nlast error in node {s.error.node}: {s.error.message}"
+        line += f"\nlast error in node {safe(s.error.node)}: {safe(s.error.message)}"
     return line
 
 
@@ -85,22 +88,23 @@ def _call(url: str, method: str, path: str, body: Any, timeout: float, err: Text
     try:
         return _request(url, method, path, body, timeout)
     except ValueError as exc:
-        print(f"chainlib: {exc}", file=err)
+        print(f"chainlib: {safe(exc)}", file=err)
         return EXIT_USAGE
     except httpx.HTTPError as exc:
-        print(f"chainlib: cannot reach {url.split('?')[0]}: {exc}", file=err)
+        print(f"chainlib: cannot reach {safe(url.split('?')[0])}: {safe(exc)}", file=err)
         return EXIT_UNREACHABLE
 
 
 def _not_ours(url: str, what: str, problem: object, err: TextIO) -> int:
-    print(f"chainlib: {url.split('?')[0]} is not a chainlib control server: its {what} is not "
-          f"one ({problem})", file=err)
+    print(f"chainlib: {safe(url.split('?')[0])} is not a chainlib control server: its {what} is "
+          f"not one ({safe(problem)})", file=err)
     return EXIT_UNREACHABLE
 
 
 def _refused(code: int, payload: Any, err: TextIO) -> int:
     message = payload.get("error") if isinstance(payload, dict) else None
-    print(f"chainlib: the server answered HTTP {code}: {message or 'no reason given'}", file=err)
+    print(f"chainlib: the server answered HTTP {code}: {safe(message or 'no reason given')}",
+          file=err)
     return EXIT_UNREACHABLE if code in (401, 403) or code >= 500 else EXIT_USAGE
 
 
@@ -140,6 +144,6 @@ def remote_command(url: str, command: str, *, out: TextIO, err: TextIO,
             raise ValueError(f"'accepted' is {accepted!r}")
     except (ValueError, KeyError, TypeError) as exc:
         return _not_ours(url, "answer to a command", exc, err)
-    print(f"{command}: {'accepted' if accepted else 'rejected'} ({reason})", file=out)
+    print(f"{command}: {'accepted' if accepted else 'rejected'} ({safe(reason)})", file=out)
     print(format_status(snap), file=out)
     return EXIT_ACCEPTED if accepted else EXIT_REJECTED
