@@ -97,6 +97,21 @@ def test_a_command_the_state_forbids_is_rejected_with_a_reason_and_changes_nothi
     assert gated_run.status() == before
 
 
+def test_a_server_told_to_refuse_start_rejects_it_with_the_reason_in_an_ack(
+        gated_run: cl.Runner) -> None:
+    with serve(gated_run, announce=None, refuse_start="start it from its command") as srv, \
+            httpx.Client(base_url=srv.base_url,
+                         headers={"authorization": f"Bearer {srv.token}"}) as c:
+        ack = c.post("/commands", json={"command": "start", "id": 3}).json()
+        assert ack == {"id": 3, "command": "start", "accepted": False,
+                       "reason": "start it from its command",
+                       "status": json.loads(json.dumps(gated_run.status().to_dict(
+                           max_failures=20)))}
+        assert gated_run.status().state == "idle"
+        assert c.post("/commands", json={"command": "pause"}).json()["reason"] == (
+            "cannot pause: run is idle")  # the others as ever
+
+
 @pytest.mark.parametrize(("body", "ctype", "code", "needle"), [
     (b"{not json", "application/json", 400, "not valid JSON"),
     (b"[1, 2]", "application/json", 400, "must be a JSON object"),

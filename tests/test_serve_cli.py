@@ -8,6 +8,7 @@ import re
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 import chainlib as cl
@@ -53,6 +54,22 @@ def test_remote_commands_report_rejections_and_bad_urls(served: ServedRun) -> No
     served.proc.communicate(timeout=30)
     proc = cli("status", served.url, timeout=30)
     assert proc.returncode == 3 and "cannot reach" in proc.stderr
+
+
+def test_a_cli_run_cannot_be_started_again_through_its_server(served: ServedRun) -> None:
+    """The CLI starts its run once and exits when it ends: a `start` accepted just after the end
+    started a second run that the exiting process abandoned half done (exit 0)."""
+    served.wait_state("running")
+    base, token = served.url.split("/?token=")
+    with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}) as c:
+        before = c.get("/status").json()
+        ack = c.post("/commands", json={"command": "start", "id": 4}).json()
+        assert (ack["id"], ack["command"], ack["accepted"]) == (4, "start", False)
+        assert "chainlib run" in ack["reason"] and "run the command again" in ack["reason"]
+        assert ack["status"]["run_id"] == before["run_id"]
+        assert c.post("/commands", json={"command": "stop"}).json()["accepted"]
+    served.proc.communicate(timeout=30)
+    assert served.proc.returncode == 130
 
 
 def test_serve_addresses_parse_or_fail_clearly() -> None:

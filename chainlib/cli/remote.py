@@ -16,6 +16,10 @@ from ..run import Runner
 from .common import UsageError
 
 REMOTE_COMMANDS = ("pause", "resume", "stop")
+REFUSE_START = ("this run belongs to a `chainlib run` command, which starts it once and exits when "
+                "it ends: run the command again to start it again")
+"""Why a served CLI run rejects ``start``: one accepted after the run ended started a second run
+that the exiting process then abandoned half done."""
 
 
 def _serve_module() -> Any:
@@ -45,7 +49,7 @@ def serve_hook(args: argparse.Namespace) -> Callable[[Runner], Callable[[], None
             with warnings.catch_warnings():  # the announcement says it, once, in our words
                 warnings.simplefilter("ignore", RuntimeWarning)
                 server = runner.serve(host, port, allow_remote=args.allow_remote,
-                                      announce=sys.stderr)
+                                      announce=sys.stderr, refuse_start=REFUSE_START)
         except ValueError as exc:
             raise UsageError(str(exc).replace("allow_remote=True (CLI: --allow-remote)",
                                               "--allow-remote")) from None

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..run.status import Ack
 from .gallery import GalleryCache
 from .hub import MAX_FAILURES, Hub
 
@@ -57,9 +58,11 @@ def build_app(
     page: Callable[[Request], Response] | None,
     static: dict[str, tuple[str, bytes]],
     gallery: GalleryCache | None = None,
+    refuse_start: str | None = None,
 ) -> Starlette:
     """The Starlette app for one run. ``static`` maps a path to ``(media type, bytes)``;
-    ``gallery`` (None: no ``/gallery``) encodes the run's newest outputs."""
+    ``gallery`` (None: no ``/gallery``) encodes the run's newest outputs; ``refuse_start``: the
+    reason every ``start`` command is rejected with (None: started as the Python API would)."""
     streams = 0
 
     async def status(request: Request) -> Response:
@@ -99,7 +102,11 @@ def build_app(
         problem = validate_command(content)
         if problem is not None:
             return error(422 if isinstance(content, dict) else 400, problem)
-        ack = runner.command(content["command"])
+        name = content["command"]
+        if name == "start" and refuse_start is not None:
+            ack = Ack(name, False, refuse_start, runner.status())
+        else:
+            ack = runner.command(name)
         return JSONResponse({
             "id": content.get("id"),
             "command": ack.command,

@@ -154,6 +154,7 @@ def serve(
     retry_ms: int = 500,
     pull_interval: float = 5.0,
     gallery: bool = True,
+    refuse_start: str | None = None,
     fault_injection: ServeFaults | None = None,
     announce: TextIO | None = sys.stderr,
 ) -> ControlServer:
@@ -168,7 +169,9 @@ def serve(
     stream; ``retry_ms`` is the reconnect delay sent to clients. ``gallery``: keep the newest
     finished items' images (as the notebook panel does, see
     :meth:`~chainlib.Runner.enable_preview`) and show them on the page; a run without image
-    outputs shows none. ``announce`` gets a line with the URL (None: silent).
+    outputs shows none. ``refuse_start``: a reason to reject every ``start`` command with (the
+    page's Play included), for a run that its process starts once and ends with, as ``chainlib
+    run --serve`` does. ``announce`` gets a line with the URL (None: silent).
     """
     for name, value in (("max_rate", max_rate), ("heartbeat_interval", heartbeat_interval),
                         ("pull_interval", pull_interval)):
@@ -210,7 +213,8 @@ def serve(
             "pull_interval": pull_interval, "disconnect_after": disconnect_after,
             "gallery": cache is not None}
     page, static = load_page(info, token)
-    app: Any = build_app(hub, runner, info=info, page=page, static=static, gallery=cache)
+    app: Any = build_app(hub, runner, info=info, page=page, static=static, gallery=cache,
+                         refuse_start=refuse_start)
     app = AuthMiddleware(app, token=token, port=port, check_host=loopback)
     if fault_injection is not None:
         app = _Faults(app, hub)
