@@ -356,6 +356,15 @@ def test_last_event_id_resumes_with_the_newest_snapshot_only_if_it_is_newer(
         reader.close()
 
 
+def test_head_events_answers_the_headers_and_starts_no_stream(
+        server: ControlServer, client: httpx.Client) -> None:
+    r = client.head("/events")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    # the same keep-alive connection answers the next request (it hung: the stream never ended)
+    assert client.get("/status", timeout=5).status_code == 200
+    assert server.hub.streams == 0
+
+
 def test_a_malformed_last_event_id_is_a_400(client: httpx.Client) -> None:
     r = client.get("/events", headers={"last-event-id": "abc"})
     assert r.status_code == 400 and "Last-Event-ID" in r.json()["error"]

@@ -77,6 +77,10 @@ def build_app(
                 last = int(raw)
             except ValueError:
                 return error(400, f"Last-Event-ID must be an integer (a seq), got {raw[:40]!r}")
+        if request.method == "HEAD":  # the headers only: a stream would never end (no body is
+            # sent for HEAD, so the response never completes and its connection hangs)
+            return Response(media_type="text/event-stream",
+                            headers={**_NO_STORE, "x-accel-buffering": "no"})
         streams += 1
         return StreamingResponse(
             hub.stream(last, streams),
