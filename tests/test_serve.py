@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 import chainlib as cl
+from chainlib.run.waiting import add_wait_hook
 from chainlib.serve import ControlServer, RemoteError, RemoteRun, ServeFaults, serve
 from chainlib.serve.security import cookie_name
 from tests.conftest import Gates, gated_chain, wait_until
@@ -576,6 +577,22 @@ def test_a_remote_command_to_a_vanished_server_is_a_rejection_not_an_exception(
         wait_until(lambda: not remote.connected, timeout=10, what="remote notices the loss")
         assert remote.server_closed is None  # lost, not closed: it keeps trying
     finally:
+        remote.close()
+
+
+def test_remote_wait_runs_the_wait_hooks_as_runner_wait_does(server: ControlServer) -> None:
+    """An attached panel hears clicks while a cell blocks in wait() through a wait hook; a
+    notebook cell blocked in RemoteRun.wait() never ran it (no clicks without subshells)."""
+    calls: list[float] = []
+    remove = add_wait_hook(lambda: calls.append(time.monotonic()))
+    remote = RemoteRun(server.url)
+    try:
+        assert remote.start().accepted
+        with pytest.raises(TimeoutError):
+            remote.wait(0.5)
+        assert len(calls) >= 4  # every HOOK_SLICE_S (0.05 s)
+    finally:
+        remove()
         remote.close()
 
 

@@ -36,6 +36,7 @@ from ..run.status import (
     RunState,
     Status,
 )
+from ..run.waiting import HOOK_SLICE_S, has_wait_hooks, run_wait_hooks
 from ..thumbnails import GalleryUpdate
 from .gallery import parse_body
 
@@ -261,7 +262,9 @@ class RemoteRun:
 
     def wait(self, timeout: float | None = None) -> Status:
         """Block until the run is no longer active; raises ``TimeoutError``, or
-        :class:`RemoteError` if the server closes while the run is still active."""
+        :class:`RemoteError` if the server closes while the run is still active. Runs the wait
+        hooks while it blocks, as :meth:`Runner.wait <chainlib.Runner.wait>` does (an attached
+        panel's clicks are heard while a notebook cell waits here, even without subshells)."""
         flag = threading.Event()
         unwatch = self.watch(flag)
         deadline = math.inf if timeout is None else time.monotonic() + timeout
@@ -274,8 +277,11 @@ class RemoteRun:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"run {snap.run_id} still {snap.state} after {timeout} s")
-                flag.wait(min(left, 1.0))
+                hooks = has_wait_hooks()
+                flag.wait(min(left, HOOK_SLICE_S if hooks else 1.0))
                 flag.clear()
+                if hooks:
+                    run_wait_hooks()
             return snap
         finally:
             unwatch()
