@@ -35,6 +35,10 @@ Kernel -> browser, best effort, when the kernel shuts down or restarts (the comm
 
     {"type": "goodbye", "reason": "kernel shutting down", "status": <the final snapshot>}
 
+and, for a panel attached to a served run (``ControlPanel.attach``), when that server closes::
+
+    {"type": "goodbye", "cause": "server", "reason": <the server's>, "status": <its final one>}
+
 Busy kernel (see :mod:`chainlib.kernel`): the panel's comm honours the subshell the front end
 sends on, so with comms over subshells clicks are handled while a cell blocks the main shell;
 without them, ``Runner.wait`` handles the panel's messages while it blocks. At kernel shutdown
@@ -235,6 +239,7 @@ class ControlPanel(anywidget.AnyWidget):
             publish=weakref.WeakMethod(self._publish),
             thumbnail=weakref.WeakMethod(self._make_thumbnail) if self._show_thumbnail else None,
             period=1.0 / self._max_rate, heartbeat_interval=self._heartbeat_interval,
+            farewell=weakref.WeakMethod(self._server_closed),
         )
         self._publisher = threading.Thread(
             target=publisher.run, name=f"chainlib-panel-{str(self.model_id)[:8]}", daemon=True,
@@ -327,6 +332,14 @@ class ControlPanel(anywidget.AnyWidget):
         self._stop_publishing()  # nothing is published after the goodbye
         self._detach()
         self.send({"type": "goodbye", "reason": reason,
+                   "status": final.to_dict(max_failures=MAX_FAILURES)})
+
+    def _server_closed(self, reason: str, final: Status) -> None:
+        """The server of an attached run closed (on the publisher thread, after the final
+        snapshot went out): say goodbye as a kernel shutting down does, and follow no more."""
+        self._stop_publishing()
+        self._detach()
+        self.send({"type": "goodbye", "cause": "server", "reason": reason,
                    "status": final.to_dict(max_failures=MAX_FAILURES)})
 
     def __repr__(self) -> str:

@@ -29,6 +29,7 @@ THUMBNAIL_INTERVAL: Final = 1.0
 _PublishFn = Callable[[Status | None, float | None, GalleryUpdate | None,
                        dict[str, Any] | None], bool]
 _ThumbnailFn = Callable[[int | None], tuple[int | None, GalleryUpdate | None]]
+_FarewellFn = Callable[[str, Status], None]
 
 
 class Publisher:
@@ -43,6 +44,8 @@ class Publisher:
       otherwise leave only the browser's periodic pull to find the end);
     - the thumbnail and gallery at most every ``THUMBNAIL_INTERVAL`` s, folded into the next
       message.
+    An attached run whose server closed (``RemoteRun.server_closed``) ends the loop once its final
+    snapshot went out, calling ``farewell(reason, final)`` (the panel says goodbye).
     """
 
     def __init__(
@@ -58,11 +61,13 @@ class Publisher:
         thumbnail: weakref.WeakMethod[_ThumbnailFn] | None,
         period: float,
         heartbeat_interval: float,
+        farewell: weakref.WeakMethod[_FarewellFn] | None = None,
     ) -> None:
         self.runner, self.link, self.flag, self.closing = runner, link, flag, closing
         self.first, self.unwatch = first, unwatch
         self.publish, self.thumbnail = publish, thumbnail
         self.period, self.hb_interval = period, heartbeat_interval
+        self.farewell = farewell
 
     def run(self) -> None:
         try:
@@ -130,6 +135,12 @@ class Publisher:
                         repeats = []
                     last_seq, last_state = snap.seq, snap.state
             del publish
+            gone = getattr(runner, "server_closed", None)
+            if gone is not None and snap.seq == last_seq:  # its final snapshot went out
+                farewell = self.farewell() if self.farewell is not None else None
+                if farewell is not None:
+                    farewell(gone, snap)
+                break
             # next wake-up: the runner's flag, or the earliest timer due
             due = [now + 1.0]  # also notices a garbage-collected panel
             if snap.seq != last_seq:

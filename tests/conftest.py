@@ -15,6 +15,7 @@ from chainlib.run import lifecycle
 
 if TYPE_CHECKING:
     from chainlib.panel import ControlPanel
+    from chainlib.serve import ControlServer
     from tests.panel_wire import Wire
     from tests.served_cli import ServedRun
 
@@ -116,6 +117,26 @@ def panels(gates: Gates) -> Iterator[list[ControlPanel]]:
     for p in made:
         p.close()
         p.runner.stop()
+
+
+@pytest.fixture
+def gated_run(gates: Gates) -> Iterator[cl.Runner]:
+    """A run of three gated items (held by ``gates``), stopped and released afterwards."""
+    run = cl.Runner(gated_chain(3))
+    yield run
+    run.stop()
+    gates.release.set()
+    run.wait(10)
+
+
+@pytest.fixture
+def server(gated_run: cl.Runner) -> Iterator[ControlServer]:
+    """A control server for ``gated_run`` (heartbeats every 0.2 s), closed afterwards."""
+    from chainlib.serve import serve
+
+    srv = serve(gated_run, announce=None, heartbeat_interval=0.2)
+    yield srv
+    srv.close()
 
 
 @pytest.fixture

@@ -1,40 +1,25 @@
-"""The control server over real HTTP on a loopback port: routes, security, SSE, RemoteRun."""
+"""The control server over real HTTP on a loopback port: routes, security, SSE (closing, fault
+injection and RemoteRun: ``test_serve_remote.py``)."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 import chainlib as cl
-from chainlib.serve import ControlServer, RemoteError, RemoteRun, ServeFaults, serve
+from chainlib.serve import ControlServer, serve
 from chainlib.serve.security import cookie_name
-from tests.conftest import Gates, gated_chain, wait_until
+from tests.conftest import Gates, wait_until
 from tests.serve_helpers import EventReader, progress_chain
 
 ROUTES = [("GET", "/"), ("GET", "/status"), ("GET", "/events"), ("POST", "/commands"),
           ("GET", "/info"), ("GET", "/gallery"), ("GET", "/nope")]
-
-
-@pytest.fixture
-def gated_run(gates: Gates) -> Iterator[cl.Runner]:
-    run = cl.Runner(gated_chain(3))
-    yield run
-    run.stop()
-    gates.release.set()
-    run.wait(10)
-
-
-@pytest.fixture
-def server(gated_run: cl.Runner) -> Iterator[ControlServer]:
-    srv = serve(gated_run, announce=None, heartbeat_interval=0.2)
-    yield srv
-    srv.close()
 
 
 @pytest.fixture
@@ -94,6 +79,21 @@ def test_a_command_the_state_forbids_is_rejected_with_a_reason_and_changes_nothi
     assert gated_run.status() == before
 
 
+def test_a_server_told_to_refuse_start_rejects_it_with_the_reason_in_an_ack(
+        gated_run: cl.Runner) -> None:
+    with serve(gated_run, announce=None, refuse_start="start it from its command") as srv, \
+            httpx.Client(base_url=srv.base_url,
+                         headers={"authorization": f"Bearer {srv.token}"}) as c:
+        ack = c.post("/commands", json={"command": "start", "id": 3}).json()
+        assert ack == {"id": 3, "command": "start", "accepted": False,
+                       "reason": "start it from its command",
+                       "status": json.loads(json.dumps(gated_run.status().to_dict(
+                           max_failures=20)))}
+        assert gated_run.status().state == "idle"
+        assert c.post("/commands", json={"command": "pause"}).json()["reason"] == (
+            "cannot pause: run is idle")  # the others as ever
+
+
 @pytest.mark.parametrize(("body", "ctype", "code", "needle"), [
     (b"{not json", "application/json", 400, "not valid JSON"),
     (b"[1, 2]", "application/json", 400, "must be a JSON object"),
@@ -109,6 +109,8 @@ def test_a_command_the_state_forbids_is_rejected_with_a_reason_and_changes_nothi
     (b'{"command": "start", "id": 1, "pad": "' + b"x" * 5000 + b'"}', "application/json", 413,
      "too large"),
     (b"\xff\xfe", "application/json", 400, "not valid JSON"),
+    (b"[" * 4000, "application/json", 400, "nested too deeply"),  # was a plain-text 500
+    (b'{"a":[' * 680, "application/json", 400, "nested too deeply"),
 ])
 def test_malformed_commands_get_a_4xx_json_error_and_change_nothing(
         client: httpx.Client, gated_run: cl.Runner, body: bytes, ctype: str, code: int,
@@ -134,6 +136,19 @@ def test_info_names_the_chain_and_the_timing_settings(client: httpx.Client) -> N
     assert info["title"] == "chain"  # gated_chain() has no name
     assert (info["heartbeat_interval"], info["retry_ms"], info["pull_interval"]) == (0.2, 500,
                                                                                       5.0)
+    assert info["disconnect_after"] == 3.0
+
+
+def test_the_page_waits_three_heartbeats_before_saying_disconnected(gated_run: cl.Runner) -> None:
+    """With heartbeats every 5 s a quiet (paused) run is silent for 5 s: a page keeping the
+    state machine's 3 s default flapped to `disconnected` between heartbeats."""
+    with serve(gated_run, announce=None, heartbeat_interval=5.0) as srv, httpx.Client(
+            base_url=srv.base_url, headers={"authorization": f"Bearer {srv.token}"}) as c:
+        assert c.get("/info").json()["disconnect_after"] == 15.0
+        page = c.get("/").text
+        config = re.search(r'<meta name="chainlib-config" content="([^"]*)">', page)
+        assert config is not None  # what web/model.js's boot() hands the state machine
+        assert json.loads(html.unescape(config.group(1)))["disconnect_after"] == 15.0
 
 
 # ---------------------------------------------------------------- security
@@ -170,7 +185,19 @@ def test_the_token_is_accepted_in_both_headers_the_query_and_the_cookie(
             "cookie": f"other=1; {cookie_name(server.port)}={server.token}"}).status_code == 200
 
 
-def test_the_printed_link_sets_an_httponly_strict_cookie_and_drops_the_token_from_the_url(
+def test_another_apps_odd_cookie_does_not_hide_the_token_cookie(server: ControlServer) -> None:
+    """Cookies are not scoped by port: any app on this host can set one the standard library's
+    parser rejects (a space, a JSON value), which used to hide every cookie after it."""
+    name = cookie_name(server.port)
+    with httpx.Client(base_url=server.base_url, timeout=10) as anon:
+        for other in ('prefs={"theme": "dark"}', "greeting=hello world", 'q="a'):
+            r = anon.get("/status", headers={"cookie": f"{other}; {name}={server.token}"})
+            assert r.status_code == 200, (other, r.text)
+            r = anon.get("/status", headers={"cookie": f"{other}; {name}=nope"})
+            assert r.status_code == 403, other
+
+
+def test_the_printed_link_sets_an_httponly_lax_cookie_and_drops_the_token_from_the_url(
         server: ControlServer) -> None:
     with httpx.Client(timeout=10) as browser:
         r = browser.get(server.url, follow_redirects=False)
@@ -178,7 +205,7 @@ def test_the_printed_link_sets_an_httponly_strict_cookie_and_drops_the_token_fro
         assert r.headers["location"] == "/"
         cookie = r.headers["set-cookie"]
         assert cookie.startswith(f"{cookie_name(server.port)}={server.token};")
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
         # the cookie now authorizes reads, not commands
         assert browser.get(f"{server.base_url}/status").status_code == 200
 
@@ -191,7 +218,10 @@ def test_commands_need_the_token_in_a_header_not_a_cookie_or_query(
                       headers={"cookie": f"{cookie_name(server.port)}={server.token}"})
         assert r.status_code == 403 and "need the token in the Authorization" in r.json()["error"]
         r = anon.post(f"/commands?token={server.token}", json={"command": "start"})
-        assert r.status_code == 401
+        assert r.status_code == 403
+        assert "a query parameter is not enough" in r.json()["error"]
+        r = anon.post("/commands", json={"command": "start"})
+        assert r.status_code == 401 and "?token=" not in r.json()["error"]  # not for a POST
     assert gated_run.status() == before
 
 
@@ -308,6 +338,15 @@ def test_last_event_id_resumes_with_the_newest_snapshot_only_if_it_is_newer(
         reader.close()
 
 
+def test_head_events_answers_the_headers_and_starts_no_stream(
+        server: ControlServer, client: httpx.Client) -> None:
+    r = client.head("/events")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    # the same keep-alive connection answers the next request (it hung: the stream never ended)
+    assert client.get("/status", timeout=5).status_code == 200
+    assert server.hub.streams == 0
+
+
 def test_a_malformed_last_event_id_is_a_400(client: httpx.Client) -> None:
     r = client.get("/events", headers={"last-event-id": "abc"})
     assert r.status_code == 400 and "Last-Event-ID" in r.json()["error"]
@@ -335,114 +374,3 @@ def test_a_progress_storm_is_coalesced_and_the_final_state_always_arrives() -> N
     finally:
         reader.close()
         srv.close()
-
-
-def test_close_ends_open_streams_and_frees_the_port(gated_run: cl.Runner) -> None:
-    srv = serve(gated_run, announce=None)
-    reader = EventReader(srv.base_url, srv.token)
-    reader.next("status")
-    started = time.monotonic()
-    srv.close()
-    assert reader.ended.wait(5)
-    assert time.monotonic() - started < 5
-    assert not srv.running
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{srv.base_url}/status")
-    reader.close()
-
-
-# ---------------------------------------------------------------- fault injection
-
-
-def test_dropped_events_are_counted_and_heartbeats_still_flow(
-        gated_run: cl.Runner, gates: Gates) -> None:
-    srv = serve(gated_run, announce=None, heartbeat_interval=0.2,
-                fault_injection=ServeFaults(drop_events=1.0))
-    reader = EventReader(srv.base_url, srv.token)
-    try:
-        assert reader.next().event == "status"  # the snapshot at connect is never dropped
-        gated_run.start()
-        gates.wait_entered()
-        gated_run.pause()
-        wait_until(lambda: srv.hub.events_dropped >= 2, what="dropped events")
-        beat = reader.next()
-        assert beat.event == "heartbeat"
-        assert beat.data["seq"] >= 2  # the heartbeat tells the client it is behind
-    finally:
-        reader.close()
-        srv.close()
-
-
-def test_a_cut_ends_streams_and_answers_503_until_it_is_over(gated_run: cl.Runner) -> None:
-    srv = serve(gated_run, announce=None, fault_injection=ServeFaults())
-    reader = EventReader(srv.base_url, srv.token)
-    headers = {"authorization": f"Bearer {srv.token}"}
-    try:
-        reader.next("status")
-        srv.cut(1.0)
-        assert reader.ended.wait(5)
-        r = httpx.get(f"{srv.base_url}/status", headers=headers)
-        assert r.status_code == 503 and "cut" in r.json()["error"]
-        wait_until(lambda: httpx.get(f"{srv.base_url}/status", headers=headers).status_code
-                   == 200, timeout=5, what="the cut to end")
-    finally:
-        reader.close()
-        srv.close()
-    with pytest.raises(RuntimeError, match="fault_injection"):
-        serve(gated_run, announce=None).cut(1)
-
-
-# ---------------------------------------------------------------- RemoteRun
-
-
-def test_remote_run_follows_and_controls_a_served_run(
-        server: ControlServer, gated_run: cl.Runner, gates: Gates) -> None:
-    with RemoteRun(server.url) as remote:
-        assert remote.status() == gated_run.status()
-        assert remote.title == "chain"
-        flag = threading.Event()
-        unwatch = remote.watch(flag)
-        ack = remote.start()
-        assert ack.accepted and ack.reason == "started" and ack.status.state == "running"
-        gates.wait_entered()
-        assert remote.pause().accepted
-        wait_until(lambda: remote.status().state == "paused", what="remote sees paused")
-        assert flag.is_set()
-        assert remote.status() == gated_run.status()  # the same snapshot, rebuilt exactly
-        rejected = remote.command("pause")
-        assert rejected.accepted and rejected.reason == "already paused"
-        bad = remote.command("explode")
-        assert not bad.accepted and "unknown command" in bad.reason
-        assert remote.stop().accepted
-        gates.release.set()
-        assert remote.wait(10).state == "stopped"
-        assert remote.connected
-        unwatch()
-
-
-def test_remote_run_refuses_a_wrong_token_or_an_unreachable_server(
-        server: ControlServer) -> None:
-    with pytest.raises(RemoteError, match="invalid token"):
-        RemoteRun(f"{server.base_url}/?token=wrong")
-    with pytest.raises(ValueError, match="no token"):
-        RemoteRun(server.base_url)
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    port = dead.getsockname()[1]
-    dead.close()
-    with pytest.raises(RemoteError, match="cannot reach"):
-        RemoteRun(f"http://127.0.0.1:{port}/?token=x")
-
-
-def test_a_remote_command_to_a_vanished_server_is_a_rejection_not_an_exception(
-        gated_run: cl.Runner) -> None:
-    srv = serve(gated_run, announce=None)
-    remote = RemoteRun(srv.url, timeout=2.0)
-    try:
-        srv.close()
-        ack = remote.start()
-        assert not ack.accepted and "cannot reach" in ack.reason
-        assert gated_run.status().state == "idle"
-        wait_until(lambda: not remote.connected, timeout=10, what="remote notices the loss")
-    finally:
-        remote.close()

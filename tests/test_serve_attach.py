@@ -258,3 +258,30 @@ def test_fetching_the_gallery_from_a_gone_server_changes_nothing(tmp_path: Path)
         remote.close()
         srv.close()
     assert remote.fetch_gallery(3) == (3, None)  # closed: no request, no error
+
+
+def test_an_attached_panel_says_goodbye_when_the_server_closes(
+    tmp_path: Path, wire: Wire, panels: list[ControlPanel], thread_errors: list[Any],
+) -> None:
+    """`chainlib run --serve` closes its server when the run ends: the attached panel must say
+    that the server closed, with the final figures, as it says a kernel restarted (it went
+    silent instead, and its front end then showed a lost connection with a Stop to queue)."""
+    run = cl.Runner(picture_chain(str(pictures(tmp_path / "in")), ms=5), workers=1)
+    srv = serve(run, announce=None, gallery=False)
+    try:
+        p = ControlPanel.attach(srv.url)
+        panels.append(p)
+        run.start()
+        final = run.wait(60)
+        assert final.state == "completed"
+    finally:
+        srv.close(reason="its chainlib run command has ended")
+    wait_until(lambda: any(r.get("type") == "goodbye" for r in wire.replies()), 10,
+               "the panel's goodbye")
+    goodbyes = [r for r in wire.replies() if r.get("type") == "goodbye"]
+    assert goodbyes == [{"type": "goodbye", "cause": "server",
+                         "reason": "its chainlib run command has ended",
+                         "status": final.to_dict(max_failures=20)}]
+    assert last_published(wire) == final.to_dict(max_failures=20)  # before the goodbye
+    p.publisher_thread.join(5)
+    assert not p.publisher_thread.is_alive() and not thread_errors

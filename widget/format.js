@@ -72,8 +72,9 @@ export function formatAge(s) {
   return formatDuration(a);
 }
 
-export function connectionText(age, connected) {
-  if (!finite(age)) return connected ? "waiting for the kernel…" : "connection lost";
+/** `backend`: "kernel" | "server", who is waited for. */
+export function connectionText(age, connected, backend = "kernel") {
+  if (!finite(age)) return connected ? `waiting for the ${backend}…` : "connection lost";
   return connected
     ? `updated ${formatAge(age)} ago`
     : `connection lost — last update ${formatAge(age)} ago`;

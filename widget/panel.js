@@ -83,7 +83,9 @@ function paintViews(v, st, { title, now }) {
   const snap = st.snapshot || {};
   const fig = figures(st.ui, snap);
   setAttr(v.root, "data-state", st.ui);
-  v.header.paint({ titleText: title, ui: st.ui, age: now - st.lastContact });
+  // an attached run's server that closed is what is gone, not the notebook's kernel
+  const gone = st.ended && st.ended.cause === "server" ? "server" : st.config.backend;
+  v.header.paint({ titleText: title, ui: st.ui, age: now - st.lastContact, backend: gone });
   v.buttons.paint(st);
   v.notice.paint(st.notice);
   v.progress.paint(snap, fig);

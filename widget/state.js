@@ -86,7 +86,8 @@
  *   error reply           to an id this view sent: notice "Kernel error: …"; state unchanged
  *                         (answers a pull with that id). Any other id (null: the kernel refused
  *                         another client's message, e.g. a foreign trait update) is not ours: ignored.
- *   goodbye               the kernel is shutting down: adopt its final snapshot, then ended.
+ *   goodbye               the kernel is shutting down (or, with cause "server", the run's control
+ *                         server is closing): adopt its final snapshot, then ended.
  *   ended (event)         ended. Terminal: no pending or queued command, no pull, no timer, every
  *                         later event is ignored except a goodbye (its final snapshot is adopted).
  *                         Notice: "<what happened>: the run ended at N/M. Run the cells again;
@@ -317,7 +318,9 @@ function onMessage(d, msg) {
   const fresh = Number.isInteger(msg.id) && msg.id >= d.freshFrom;
   if (msg.type === "goodbye") {
     adopt(d, msg.status, true);
-    end(d, "goodbye", typeof msg.reason === "string" ? msg.reason : "");
+    // cause "server": a control server closing (the web page's, or an attached run's)
+    end(d, msg.cause === "server" ? "server" : "goodbye",
+      typeof msg.reason === "string" ? msg.reason : "");
     return;
   }
   if (msg.type === "ack") {

@@ -21,8 +21,8 @@ Exit codes: 0 every item done, 1 some items failed (or the run failed), 2 invali
 arguments, an input listing nothing to run, or the output folder is in use by another run (one
 line, no traceback: argument errors too, without argparse's usage block), 130 stopped by
 the user. ``status`` / ``pause`` / ``resume`` / ``stop URL`` (a run served with ``--serve``): 0
-answered / accepted, 1 rejected, 2 bad URL, 3 unreachable or refused. Names and messages printed
-to the terminal have their control characters escaped.
+answered / accepted, 1 rejected, 2 bad URL, 3 unreachable, refused or not a control server.
+Names and messages printed to the terminal have their control characters escaped.
 
 Modules: :mod:`.commands` (the commands), :mod:`.progress` (running with a progress bar, Ctrl-C,
 the summary), :mod:`.overrides` (``--set``), :mod:`.common` (exit codes, user errors),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from typing import TextIO
+
+from .._safe import safe
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -18,19 +19,8 @@ class UsageError(Exception):
     """A user error (bad argument, missing module, ...): one line on stderr, exit code 2."""
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def safe(text: object) -> str:
-    """``text`` for the terminal: control characters (ANSI escapes, newlines, carriage returns)
-    escaped as ``\\n``, ``\\x1b``..., so an untrusted name can neither forge lines nor drive the
-    terminal."""
-    def escape(m: re.Match[str]) -> str:
-        c = m.group()
-        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c) or (
-            f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-
-    return _CONTROL.sub(escape, str(text))
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "err",
+           "safe", "write_out"]
 
 
 def err(message: str) -> None:

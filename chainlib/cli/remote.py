@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,10 @@ from ..run import Runner
 from .common import UsageError
 
 REMOTE_COMMANDS = ("pause", "resume", "stop")
+REFUSE_START = ("this run belongs to a `chainlib run` command, which starts it once and exits when "
+                "it ends: run the command again to start it again")
+"""Why a served CLI run rejects ``start``: one accepted after the run ended started a second run
+that the exiting process then abandoned half done."""
 
 
 def _serve_module() -> Any:
@@ -41,13 +46,18 @@ def serve_hook(args: argparse.Namespace) -> Callable[[Runner], Callable[[], None
 
     def start(runner: Runner) -> Callable[[], None]:
         try:
-            server = runner.serve(host, port, allow_remote=args.allow_remote, announce=sys.stderr)
+            with warnings.catch_warnings():  # the announcement says it, once, in our words
+                warnings.simplefilter("ignore", RuntimeWarning)
+                server = runner.serve(host, port, allow_remote=args.allow_remote,
+                                      announce=sys.stderr, refuse_start=REFUSE_START)
         except ValueError as exc:
             raise UsageError(str(exc).replace("allow_remote=True (CLI: --allow-remote)",
                                               "--allow-remote")) from None
         except OSError as exc:
             raise UsageError(f"--serve {args.serve}: {exc}") from None
-        close: Callable[[], None] = server.close
+        def close() -> None:  # the run has ended: every client is told so, then the server goes
+            server.close(reason="its chainlib run command has ended")
+
         return close
 
     return start
@@ -71,7 +81,8 @@ def add_remote_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "status", help="show a served run's status (see run --serve)",
         description="Print the status of a run served with `chainlib run --serve` (or "
-        "Runner.serve()). Exit codes: 0 answered, 2 bad URL, 3 unreachable or token refused.")
+        "Runner.serve()). Exit codes: 0 answered, 2 bad URL, 3 unreachable, token refused or "
+        "not a chainlib control server.")
     p.add_argument("url", metavar="URL", help=url_help)
     p.add_argument("--json", action="store_true", help="print the whole snapshot as JSON")
     p.set_defaults(func=cmd_status)
@@ -79,7 +90,8 @@ def add_remote_parsers(sub: Any) -> None:
         p = sub.add_parser(
             name, help=f"{name} a served run",
             description=f"Ask a served run to {name}. Exit codes: 0 accepted, 1 rejected (the "
-            "reason is printed), 2 bad URL, 3 unreachable or token refused.")
+            "reason is printed), 2 bad URL, 3 unreachable, token refused or not a chainlib control "
+            "server.")
         p.add_argument("url", metavar="URL", help=url_help)
         p.set_defaults(func=cmd_remote)
 

@@ -6,8 +6,9 @@
 ``POST /commands`` ``{"command": "start"|"pause"|"resume"|"stop", "id": int (optional)}`` ->
                    the Python API's ``Ack.to_dict()`` plus ``id``: 200 whether accepted or not
                    (a rejection names its reason); a malformed request is a 4xx and changes nothing
-``GET /info``      ``{"title", "heartbeat_interval", "retry_ms", "pull_interval", "gallery",
-                   "server_time"}`` (``gallery``: whether ``/gallery`` has one to show)
+``GET /info``      ``{"title", "heartbeat_interval", "retry_ms", "pull_interval",
+                   "disconnect_after", "gallery", "server_time"}`` (``gallery``: whether
+                   ``/gallery`` has one to show)
 ``GET /gallery``   the newest outputs as the notebook panel shows them (see :mod:`.gallery`):
                    ``?since=COUNTER`` -> 204 while unchanged; 404 when the server keeps none
 ``GET /``          the control panel as a web page (see :mod:`.page`)
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..run.status import Ack
 from .gallery import GalleryCache
 from .hub import MAX_FAILURES, Hub
 
@@ -56,9 +58,11 @@ def build_app(
     page: Callable[[Request], Response] | None,
     static: dict[str, tuple[str, bytes]],
     gallery: GalleryCache | None = None,
+    refuse_start: str | None = None,
 ) -> Starlette:
     """The Starlette app for one run. ``static`` maps a path to ``(media type, bytes)``;
-    ``gallery`` (None: no ``/gallery``) encodes the run's newest outputs."""
+    ``gallery`` (None: no ``/gallery``) encodes the run's newest outputs; ``refuse_start``: the
+    reason every ``start`` command is rejected with (None: started as the Python API would)."""
     streams = 0
 
     async def status(request: Request) -> Response:
@@ -73,6 +77,10 @@ def build_app(
                 last = int(raw)
             except ValueError:
                 return error(400, f"Last-Event-ID must be an integer (a seq), got {raw[:40]!r}")
+        if request.method == "HEAD":  # the headers only: a stream would never end (no body is
+            # sent for HEAD, so the response never completes and its connection hangs)
+            return Response(media_type="text/event-stream",
+                            headers={**_NO_STORE, "x-accel-buffering": "no"})
         streams += 1
         return StreamingResponse(
             hub.stream(last, streams),
@@ -91,12 +99,18 @@ def build_app(
                 return error(413, f"request body too large (limit {MAX_BODY_BYTES} bytes)")
         try:
             content = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except ValueError as exc:  # UnicodeDecodeError included
             return error(400, f"request body is not valid JSON: {exc}")
+        except RecursionError:  # "[[[[..." within the size limit: a 500 without this
+            return error(400, "request body is not valid JSON: nested too deeply")
         problem = validate_command(content)
         if problem is not None:
             return error(422 if isinstance(content, dict) else 400, problem)
-        ack = runner.command(content["command"])
+        name = content["command"]
+        if name == "start" and refuse_start is not None:
+            ack = Ack(name, False, refuse_start, runner.status())
+        else:
+            ack = runner.command(name)
         return JSONResponse({
             "id": content.get("id"),
             "command": ack.command,

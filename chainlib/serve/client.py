@@ -6,6 +6,8 @@ controllers use — ``status()``, ``command()``, ``start/pause/resume/stop()``, 
 (``ControlPanel.attach(url)``). Like the browser page it follows the run two ways: an SSE stream
 (fast path, reconnecting with ``Last-Event-ID``) and a periodic ``GET /status`` (the truth, every
 ``pull_interval`` s), each on its own daemon thread. The newest snapshot (highest ``seq``) wins.
+When the server closes it says goodbye (see :mod:`.hub`): ``server_closed`` then gives its reason,
+both threads stop, commands are rejected, and an attached panel says the server closed.
 An attached panel's thumbnail and gallery come from ``GET /gallery``
 (:meth:`RemoteRun.fetch_gallery`, called by the panel's publisher thread), the images as the
 server encoded them.
@@ -34,6 +36,7 @@ from ..run.status import (
     RunState,
     Status,
 )
+from ..run.waiting import HOOK_SLICE_S, has_wait_hooks, run_wait_hooks
 from ..thumbnails import GalleryUpdate
 from .gallery import parse_body
 
@@ -150,6 +153,7 @@ class RemoteRun:
         self._last_contact = time.monotonic()
         self._snapshot: Status | None = None
         self._no_gallery = False  # the server said it has none (404): ask no more
+        self._server_closed: str | None = None  # the server's goodbye reason
         self.gallery_requests = 0
         """How many ``/gallery`` requests were sent (under the lock)."""
         try:  # fail fast: a wrong URL or token
@@ -180,9 +184,19 @@ class RemoteRun:
         return self.status().run_id
 
     @property
-    def connected(self) -> bool:
-        """Whether the server was heard from within three heartbeat intervals."""
+    def server_closed(self) -> str | None:
+        """Why the server closed (its goodbye's reason; its final snapshot is ``status()``), or
+        None while it serves."""
         with self._lock:
+            return self._server_closed
+
+    @property
+    def connected(self) -> bool:
+        """Whether the server was heard from within three heartbeat intervals (never after it
+        closed)."""
+        with self._lock:
+            if self._server_closed is not None:
+                return False
             silence = time.monotonic() - self._last_contact
         return silence < max(3.0, 3 * self._heartbeat_interval)
 
@@ -202,6 +216,10 @@ class RemoteRun:
         """Send a command: the server's Ack, or a rejection naming the problem."""
         if self._closing.is_set():
             return Ack(name, False, f"detached from {self.base_url} (closed)", self.status())
+        gone = self.server_closed
+        if gone is not None:
+            return Ack(name, False, f"the control server at {self.base_url} closed ({gone})",
+                       self.status())
         try:
             response = self._http.post("/commands", json={"command": name})
         except httpx.HTTPError as exc:
@@ -243,17 +261,27 @@ class RemoteRun:
         return unwatch
 
     def wait(self, timeout: float | None = None) -> Status:
-        """Block until the run is no longer active; raises ``TimeoutError``."""
+        """Block until the run is no longer active; raises ``TimeoutError``, or
+        :class:`RemoteError` if the server closes while the run is still active. Runs the wait
+        hooks while it blocks, as :meth:`Runner.wait <chainlib.Runner.wait>` does (an attached
+        panel's clicks are heard while a notebook cell waits here, even without subshells)."""
         flag = threading.Event()
         unwatch = self.watch(flag)
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         try:
             while (snap := self.status()).state in ACTIVE_STATES:
+                gone = self.server_closed
+                if gone is not None:
+                    raise RemoteError(f"the control server at {self.base_url} closed ({gone}) "
+                                      f"while the run was {snap.state}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"run {snap.run_id} still {snap.state} after {timeout} s")
-                flag.wait(min(left, 1.0))
+                hooks = has_wait_hooks()
+                flag.wait(min(left, HOOK_SLICE_S if hooks else 1.0))
                 flag.clear()
+                if hooks:
+                    run_wait_hooks()
             return snap
         finally:
             unwatch()
@@ -350,8 +378,22 @@ class RemoteRun:
         for flag in watchers:
             flag.set()
 
+    def _goodbye(self, content: Any) -> None:
+        """The server is closing: keep its final snapshot and reason, follow no more."""
+        reason = "closed"
+        if isinstance(content, dict):
+            with contextlib.suppress(ValueError):
+                self._adopt(status_from_dict(content.get("status")))
+            if isinstance(content.get("reason"), str) and content["reason"]:
+                reason = content["reason"]
+        with self._lock:
+            self._server_closed = reason
+            watchers = list(self._watchers)
+        for flag in watchers:  # an attached panel's publisher says goodbye in its turn
+            flag.set()
+
     def _pull_loop(self) -> None:
-        while not self._closing.wait(self.pull_interval):
+        while not self._closing.wait(self.pull_interval) and self.server_closed is None:
             # on failure `connected` turns False; the stream thread keeps trying too
             with contextlib.suppress(RemoteError, ValueError):
                 self.fetch_status()
@@ -373,6 +415,9 @@ class RemoteRun:
                             return
                         if event == "status":
                             self._adopt(status_from_dict(json.loads(data)))
+                        elif event == "goodbye":
+                            self._goodbye(json.loads(data))
+                            return
                         else:
                             self._touch()
             except (httpx.HTTPError, RemoteError, ValueError):

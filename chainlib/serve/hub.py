@@ -13,7 +13,10 @@ snapshot newer than what this stream sent (``id:`` = seq, ``event: status``), an
 event whenever the stream has been silent for ``heartbeat_interval`` s. The heartbeat is an event,
 not a comment, because ``EventSource`` hides comments from the page, which needs the heartbeat
 to tell a quiet run from a lost connection. Snapshots are whole, so a resumed stream needs no
-history: the newest snapshot is the truth.
+history: the newest snapshot is the truth. When the server closes, each stream gets the run's
+newest snapshot, then ``event: goodbye`` (``{"reason", "status"}``, no id), and ends: a client
+tells a server that closed on purpose (its ``chainlib run`` ended) from a lost connection, as the
+notebook panel tells a restarted kernel from one.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ from typing import Any, Final, Protocol
 
 from ..run.status import Status
 
-__all__ = ["MAX_FAILURES", "Controllable", "Hub", "Published", "ServeFaults", "snapshot_json"]
+__all__ = ["CLOSED_REASON", "MAX_FAILURES", "Controllable", "Hub", "Published", "ServeFaults",
+           "snapshot_json"]
+
+CLOSED_REASON: Final = "the control server was closed"
+"""The goodbye's reason when whoever closes the server gives none."""
 
 MAX_FAILURES: Final = 20
 """How many of the newest failures a served snapshot keeps (as in the notebook panel)."""
@@ -106,6 +113,7 @@ class Hub:
         self._changed = asyncio.Event()
         self._cut_until = -math.inf
         self._ended = False  # set after the final snapshot is published: streams end
+        self._goodbye = ""  # the goodbye event every stream sends before it ends
         self._streams = 0
         self.events_sent = 0
         self.heartbeats_sent = 0
@@ -121,9 +129,9 @@ class Hub:
     def start(self) -> None:
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, reason: str = CLOSED_REASON) -> None:
         """Stop publishing and end every stream, after sending each one the run's newest
-        snapshot (callable from any thread; idempotent)."""
+        snapshot and a goodbye naming ``reason`` (callable from any thread; idempotent)."""
         if self._closing.is_set():
             return
         self._closing.set()
@@ -133,10 +141,11 @@ class Hub:
             self._thread.join(timeout=5.0)
         snap = self._runner.status()
         final = Published(snap.seq, snap.state, snapshot_json(snap))
+        goodbye = f'{{"reason":{json.dumps(reason)},"status":{final.data}}}'
         with contextlib.suppress(RuntimeError):  # the loop is already closed
             # in this order: the loop publishes the final snapshot before the streams end
             self._loop.call_soon_threadsafe(self._publish, final)
-            self._loop.call_soon_threadsafe(self._end_streams)
+            self._loop.call_soon_threadsafe(self._end_streams, goodbye)
 
     # ------------------------------------------------------------------ publisher thread
 
@@ -172,7 +181,8 @@ class Hub:
             self.published += 1
             self._wake()
 
-    def _end_streams(self) -> None:
+    def _end_streams(self, goodbye: str) -> None:
+        self._goodbye = f"event: goodbye\ndata: {goodbye}\n\n"
         self._ended = True
         self._wake()
 
@@ -231,6 +241,7 @@ class Hub:
                         yield _event(latest.seq, "status", latest.data)
                     continue
                 if self._ended:  # after the final snapshot went out
+                    yield self._goodbye
                     return
                 wait = last_write + self.heartbeat_interval - time.monotonic()
                 if wait <= 0:

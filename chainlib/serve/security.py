@@ -7,7 +7,7 @@ Every route needs the server's random token, found in this order:
 3. the cookie ``chainlib-token-PORT`` (set by the server, see below; cookies are not scoped by
    port, hence the port in the name).
 
-``GET /?token=...`` with the right token sets the cookie (``HttpOnly``, ``SameSite=Strict``) and
+``GET /?token=...`` with the right token sets the cookie (``HttpOnly``, ``SameSite=Lax``) and
 redirects to ``/`` so the token does not stay in the address bar or the history; the page then
 works from the cookie, and sends the token in a header for commands.
 
@@ -27,9 +27,10 @@ import ipaddress
 import json
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import cookie_parser
 
 __all__ = ["TOKEN_HEADER", "AuthMiddleware", "cookie_name", "is_loopback", "new_token"]
 
@@ -131,9 +132,11 @@ class AuthMiddleware:
                              f"grants no CORS)"), []
         supplied, where = self._supplied_token(scope, headers)
         if supplied is None:
-            return 401, ("missing token: pass it as ?token=..., in the Authorization: Bearer "
-                         "header or the X-Chainlib-Token header"), [(b"www-authenticate",
-                                                                      b"Bearer")]
+            where_to = ("in the Authorization: Bearer header or the X-Chainlib-Token header"
+                        if scope["method"] not in _SAFE_METHODS else
+                        "as ?token=..., in the Authorization: Bearer header or the "
+                        "X-Chainlib-Token header")
+            return 401, f"missing token: pass it {where_to}", [(b"www-authenticate", b"Bearer")]
         if not hmac.compare_digest(supplied.encode(), self._token):
             return 403, "invalid token", []
         if scope["method"] not in _SAFE_METHODS and where != "header":
@@ -149,20 +152,19 @@ class AuthMiddleware:
         if TOKEN_HEADER in headers:
             return headers[TOKEN_HEADER].strip(), "header"
         # The query before the cookie: a link printed by a restarted server on the same port
-        # must win over the old server's cookie.
-        if scope["method"] in _SAFE_METHODS:
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                   keep_blank_values=True))
-            if "token" in query:
-                return query["token"], "query parameter"
+        # must win over the old server's cookie. Read for every method, so that a command with
+        # the token only in its query is told where the token belongs (see _refusal).
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                               keep_blank_values=True))
+        if "token" in query:
+            return query["token"], "query parameter"
         if "cookie" in headers:
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(headers["cookie"])
-            except Exception:  # a malformed cookie header (other sites' cookies share the host)
-                jar = SimpleCookie()
+            # Starlette's parser reads cookies as browsers do: http.cookies.SimpleCookie drops
+            # every cookie after one it finds invalid (a space or a JSON value), and cookies are
+            # not scoped by port, so any other app on this host could lock the page out.
+            jar = cookie_parser(headers["cookie"])
             if self._cookie in jar:
-                return jar[self._cookie].value, "cookie"
+                return jar[self._cookie], "cookie"
         return None, ""
 
     async def _login_redirect(self, send: Send, query: str) -> None:
@@ -170,7 +172,11 @@ class AuthMiddleware:
         rest = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"]
         location = "/" + (f"?{urlencode(rest)}" if rest else "")
         token = self._token.decode()
-        cookie = f"{self._cookie}={token}; Path=/; HttpOnly; SameSite=Strict"
+        # Lax, not Strict: a Strict cookie set by this redirect is not sent to the page it leads
+        # to when the click came from another site (a notebook on localhost:8888 printing this
+        # 127.0.0.1 link), so the page was a 401. Lax sends it on top-level GETs only, and a
+        # GET changes nothing; commands need the header (see the module docstring).
+        cookie = f"{self._cookie}={token}; Path=/; HttpOnly; SameSite=Lax"
         await send({
             "type": "http.response.start",
             "status": 303,

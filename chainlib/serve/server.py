@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import socket
 import sys
 import threading
+import time
 import warnings
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from .app import build_app
 from .gallery import GalleryCache
-from .hub import Controllable, Hub, ServeFaults
+from .hub import CLOSED_REASON, Controllable, Hub, ServeFaults
 from .page import load_page
 from .security import AuthMiddleware, Receive, Scope, Send, is_loopback, new_token, send_json
 
 __all__ = ["ControlServer", "serve"]
+
+STALL_GRACE: Final = 0.5
+"""Seconds a closing server gives its event streams to end before it drops those whose clients
+stopped reading."""
 
 
 class _Faults:
@@ -76,12 +82,35 @@ class ControlServer:
             raise RuntimeError("cut() needs a server started with fault_injection=ServeFaults()")
         self._loop.call_soon_threadsafe(self._hub.cut, float(seconds))
 
-    def close(self, timeout: float = 5.0) -> None:
-        """End every stream and stop the server (idempotent). The run itself is not touched."""
-        self._hub.close()
+    def close(self, timeout: float = 5.0, reason: str = CLOSED_REASON) -> None:
+        """End every stream and stop the server (idempotent). The run itself is not touched.
+        Each stream's last event is a goodbye naming ``reason`` (the page then says the server
+        closed, not that the connection was lost)."""
+        self._hub.close(reason)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            with contextlib.suppress(RuntimeError, concurrent.futures.TimeoutError):
+                asyncio.run_coroutine_threadsafe(self._drop_stalled(), self._loop).result(
+                    STALL_GRACE + 1.0)
         self._server.should_exit = True
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    async def _drop_stalled(self) -> None:
+        """After the goodbye, abort the connections of streams that still have not ended: their
+        clients stopped reading (a suspended process, a laptop asleep at the end of a tunnel), so
+        their sends wait for ever. Left alone they held the shutdown for uvicorn's graceful
+        timeout, which then cancelled them with an 'Exception in ASGI application' traceback."""
+        deadline = time.monotonic() + STALL_GRACE
+        while self._hub.streams and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if not self._hub.streams:
+            return
+        state = getattr(self._server, "server_state", None)
+        for connection in list(getattr(state, "connections", ())):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if cycle is not None and not cycle.response_complete and transport is not None:
+                transport.abort()  # the send returns (uvicorn drops a closed client's data)
 
     def __enter__(self) -> ControlServer:
         return self
@@ -125,6 +154,7 @@ def serve(
     retry_ms: int = 500,
     pull_interval: float = 5.0,
     gallery: bool = True,
+    refuse_start: str | None = None,
     fault_injection: ServeFaults | None = None,
     announce: TextIO | None = sys.stderr,
 ) -> ControlServer:
@@ -139,7 +169,9 @@ def serve(
     stream; ``retry_ms`` is the reconnect delay sent to clients. ``gallery``: keep the newest
     finished items' images (as the notebook panel does, see
     :meth:`~chainlib.Runner.enable_preview`) and show them on the page; a run without image
-    outputs shows none. ``announce`` gets a line with the URL (None: silent).
+    outputs shows none. ``refuse_start``: a reason to reject every ``start`` command with (the
+    page's Play included), for a run that its process starts once and ends with, as ``chainlib
+    run --serve`` does. ``announce`` gets a line with the URL (None: silent).
     """
     for name, value in (("max_rate", max_rate), ("heartbeat_interval", heartbeat_interval),
                         ("pull_interval", pull_interval)):
@@ -174,10 +206,15 @@ def serve(
     if gallery and callable(source) and callable(enable):  # a RemoteRun keeps no images
         enable()
         cache = GalleryCache(source)
+    # the page says `disconnected` after this much silence: three heartbeats, as RemoteRun does
+    # (the state machine's 3 s default would flap between heartbeats slower than 1 s)
+    disconnect_after = max(3.0, 3 * heartbeat_interval)
     info = {"title": title, "heartbeat_interval": heartbeat_interval, "retry_ms": retry_ms,
-            "pull_interval": pull_interval, "gallery": cache is not None}
+            "pull_interval": pull_interval, "disconnect_after": disconnect_after,
+            "gallery": cache is not None}
     page, static = load_page(info, token)
-    app: Any = build_app(hub, runner, info=info, page=page, static=static, gallery=cache)
+    app: Any = build_app(hub, runner, info=info, page=page, static=static, gallery=cache,
+                         refuse_start=refuse_start)
     app = AuthMiddleware(app, token=token, port=port, check_host=loopback)
     if fault_injection is not None:
         app = _Faults(app, hub)

@@ -8,6 +8,7 @@ from typing import Any, Final, TextIO
 
 import httpx
 
+from .._safe import safe
 from ..run.status import Status
 from .client import parse_url, status_from_dict
 
@@ -21,7 +22,8 @@ EXIT_CODES: Final = {
     EXIT_ACCEPTED: "the command was accepted (status: the server answered)",
     EXIT_REJECTED: "the run rejected the command (the reason is printed)",
     EXIT_USAGE: "bad URL or arguments",
-    EXIT_UNREACHABLE: "the server could not be reached or refused the token",
+    EXIT_UNREACHABLE: "the server could not be reached, refused the token, or is not a chainlib "
+                      "control server",
 }
 
 
@@ -49,19 +51,21 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 def format_status(s: Status) -> str:
-    """One line: ``run <id> #<seq> <state>: done/total, failed, elapsed, ETA, current node(s)``."""
+    """One line: ``run <id> #<seq> <state>: done/total, failed, elapsed, ETA, current node(s)``,
+    and the last error's on a second; names and messages with control characters escaped (they
+    come from the run's files and nodes, through a server)."""
     total = "?" if s.total is None else str(s.total)
-    parts = [f"run {s.run_id or '-'} #{s.seq} {s.state}: {s.done}/{total} done"]
+    parts = [f"run {safe(s.run_id or '-')} #{s.seq} {s.state}: {s.done}/{total} done"]
     if s.failed:
         parts.append(f"{s.failed} failed")
     parts.append(f"elapsed {s.elapsed:.1f} s")
     if s.eta is not None and s.active:
         parts.append(f"ETA {s.eta:.0f} s")
     if s.current:
-        parts.append("running " + ", ".join(s.current))
+        parts.append("running " + safe(", ".join(s.current)))
     line = ", ".join(parts)
     if s.error is not None:
-        line += f"\nlast error in node {s.error.node}: {s.error.message}"
+        line += f"\nlast error in node {safe(s.error.node)}: {safe(s.error.message)}"
     return line
 
 
@@ -84,16 +88,23 @@ def _call(url: str, method: str, path: str, body: Any, timeout: float, err: Text
     try:
         return _request(url, method, path, body, timeout)
     except ValueError as exc:
-        print(f"chainlib: {exc}", file=err)
+        print(f"chainlib: {safe(exc)}", file=err)
         return EXIT_USAGE
     except httpx.HTTPError as exc:
-        print(f"chainlib: cannot reach {url.split('?')[0]}: {exc}", file=err)
+        print(f"chainlib: cannot reach {safe(url.split('?')[0])}: {safe(exc)}", file=err)
         return EXIT_UNREACHABLE
+
+
+def _not_ours(url: str, what: str, problem: object, err: TextIO) -> int:
+    print(f"chainlib: {safe(url.split('?')[0])} is not a chainlib control server: its {what} is "
+          f"not one ({safe(problem)})", file=err)
+    return EXIT_UNREACHABLE
 
 
 def _refused(code: int, payload: Any, err: TextIO) -> int:
     message = payload.get("error") if isinstance(payload, dict) else None
-    print(f"chainlib: the server answered HTTP {code}: {message or 'no reason given'}", file=err)
+    print(f"chainlib: the server answered HTTP {code}: {safe(message or 'no reason given')}",
+          file=err)
     return EXIT_UNREACHABLE if code in (401, 403) or code >= 500 else EXIT_USAGE
 
 
@@ -106,10 +117,14 @@ def remote_status(url: str, *, as_json: bool, out: TextIO, err: TextIO,
     code, payload = result
     if code != 200:
         return _refused(code, payload, err)
+    try:
+        snap = status_from_dict(payload)
+    except ValueError as exc:  # another server on that port: a clear error, not a traceback
+        return _not_ours(url, "/status answer", exc, err)
     if as_json:
         print(json.dumps(payload, indent=2), file=out)
     else:
-        print(format_status(status_from_dict(payload)), file=out)
+        print(format_status(snap), file=out)
     return EXIT_ACCEPTED
 
 
@@ -122,7 +137,13 @@ def remote_command(url: str, command: str, *, out: TextIO, err: TextIO,
     code, payload = result
     if code != 200:
         return _refused(code, payload, err)
-    verdict = "accepted" if payload["accepted"] else "rejected"
-    print(f"{command}: {verdict} ({payload['reason']})", file=out)
-    print(format_status(status_from_dict(payload["status"])), file=out)
-    return EXIT_ACCEPTED if payload["accepted"] else EXIT_REJECTED
+    try:
+        accepted, reason = payload["accepted"], payload["reason"]
+        snap = status_from_dict(payload["status"])
+        if not isinstance(accepted, bool):
+            raise ValueError(f"'accepted' is {accepted!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        return _not_ours(url, "answer to a command", exc, err)
+    print(f"{command}: {'accepted' if accepted else 'rejected'} ({safe(reason)})", file=out)
+    print(format_status(snap), file=out)
+    return EXIT_ACCEPTED if accepted else EXIT_REJECTED

@@ -146,6 +146,52 @@ def test_the_page_is_refused_without_the_token(page: Any, run: cl.Runner) -> Non
         assert response is not None and response.status == 403
 
 
+def test_the_printed_link_works_when_clicked_on_another_site(page: Any, run: cl.Runner) -> None:
+    """A notebook on http://localhost:8888 prints http://127.0.0.1:PORT/?token=...: another site.
+    The cookie set by the link's redirect must come along to the page it redirects to (a
+    SameSite=Strict cookie does not, after a navigation started cross-site: the page was a 401)."""
+    with serve(run, announce=None) as srv:
+        other_site = f"http://localhost:{srv.port}/elsewhere"  # "localhost" is not "127.0.0.1"
+        page.goto(other_site)
+        page.evaluate("""(url) => { const a = document.createElement("a"); a.href = url;
+                                    a.textContent = "open"; document.body.append(a); }""",
+                      srv.url)
+        with page.expect_navigation():
+            page.click("text=open")
+        assert page.url == srv.base_url + "/"
+        settled(page, run, "idle")
+        page.reload()  # and it keeps working
+        settled(page, run, "idle")
+        click(page, "play")
+        settled(page, run, "running")
+
+
+def test_when_the_server_closes_the_page_says_so_with_the_final_status(
+        page: Any, run: cl.Runner) -> None:
+    """`chainlib run --serve` closes its server when the run ends: the page must say that the
+    server closed, with the final figures, not `disconnected` with a Stop to queue (it did,
+    about 8 s later, after an unanswered pull)."""
+    srv = serve(run, announce=None)
+    try:
+        goto(page, srv.url)
+        click(page, "play")
+        settled(page, run, "running")
+        click(page, "stop")
+        settled(page, run, "stopped")
+    finally:
+        srv.close(reason="its chainlib run command has ended")
+    final = run.status()
+    v = wait_state(page, "ended", 5)
+    assert v["notice"] == ("The control server closed (its chainlib run command has ended): "
+                           f"the run is stopped, {final.done}/{final.total} done.")
+    assert v["done"] == str(final.done) and v["seq"] == str(final.seq)
+    assert "the server is gone" in v["connection"]
+    assert_buttons(v)  # nothing enabled: nobody can hear a click
+    time.sleep(1.5 * 5)  # a pull interval and more: nothing turns it into a lost connection
+    assert shown(page)[-1] == "ended" and "disconnected" not in shown(page)
+    assert page.evaluate("() => chainlibModel.stats.streamsOpened") == 1
+
+
 def test_the_page_shows_the_gallery_of_an_image_run(page: Any, tmp_path: Path) -> None:
     bundled = samples.folder(tmp_path / "samples")
     inputs = tmp_path / "inputs"

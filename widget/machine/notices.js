@@ -6,6 +6,7 @@ export const ENDED_HEAD = Object.freeze({
   "shut down": "The kernel shut down",
   closed: "The panel's connection to its kernel was closed",
   goodbye: "The kernel is shutting down or restarting",
+  server: "The control server closed",
 });
 
 export function busyText(command) {
@@ -32,10 +33,23 @@ export function stopQueuedText(backend = "kernel") {
   return `Stop queued — will be delivered when the ${backend} answers`;
 }
 
+/** The run as a server that closed left it: no notebook advice, no "run the cells again". */
+function serverClosedText(snap, head) {
+  if (!snap) return `${head}.`;
+  const total = Number.isFinite(snap.total) ? String(snap.total) : "?";
+  const done = Number.isFinite(snap.done) ? snap.done : 0;
+  if (ACTIVE_STATES.includes(snap.state)) {
+    return `${head}: the run goes on without it (${snap.state}, ${done}/${total}); serve it ` +
+      "again to follow it here.";
+  }
+  return `${head}: the run is ${snap.state}, ${done}/${total} done.`;
+}
+
 /** `snap`: the newest snapshot (or null); `cause`: a key of ENDED_HEAD. */
 export function endedText(snap, cause, reason) {
   const head = ENDED_HEAD[cause] || ENDED_HEAD.restarted;
   const why = reason ? ` (${reason})` : "";
+  if (cause === "server") return serverClosedText(snap, `${head}${why}`);
   if (!snap || snap.state === "idle") {
     return `${head}${why}: this panel's run no longer exists. Run the cells again.`;
   }

@@ -187,6 +187,23 @@ describe("kernel gone: ended", () => {
       "the run goes on in the process that serves it (running, 35/200). Attach again from the new kernel.");
   });
 
+  test("a control server's goodbye: the final snapshot, ended, the server named, no notebook advice", () => {
+    const bye = (status) => ({ type: "message", now: 1.1, msg: {
+      type: "goodbye", cause: "server", reason: "its chainlib run command has ended", status } });
+    let s = ev(at("running", { done: 31, total: 200 }), bye(snap("completed", 40, { done: 200, total: 200 })));
+    assert.equal(s.ui, "ended");
+    assert.equal(s.snapshot.state, "completed");
+    assert.deepEqual(enabledSet(buttons(s)), []);
+    assert.equal(nextWakeup(s), Infinity);
+    assert.equal(s.notice.text, "The control server closed (its chainlib run command has ended): " +
+      "the run is completed, 200/200 done.");
+    s = ev(s, { type: "tick", now: 60 });
+    assert.deepEqual(s.outbox, [], "no pull of a server that is gone");
+    s = ev(at("paused", { done: 31, total: 200 }), bye(snap("paused", 41, { done: 31, total: 200 })));
+    assert.equal(s.notice.text, "The control server closed (its chainlib run command has ended): " +
+      "the run goes on without it (paused, 31/200); serve it again to follow it here.");
+  });
+
   test("an idle panel whose kernel restarted says its run no longer exists", () => {
     const s = ev(at("idle"), { type: "ended", cause: "shut down", now: 1 });
     assert.equal(s.notice.text, "The kernel shut down: this panel's run no longer exists. Run the cells again.");

@@ -227,6 +227,37 @@ for (const [kind, load] of LOADERS) {
     cleanup();
   });
 
+  test(`the web page (${kind}): every line about the backend names the server, not a kernel`, async () => {
+    const { doc } = makeDocument();
+    const model = makeModel({
+      status: { ...snap("running", 3), run_id: "r1" }, heartbeat: 0, pull_interval: 5,
+      fast_pull_interval: 0.05, command_timeout: 0.5, disconnect_after: 0.2,
+      thumbnail: null, thumbnail_label: "", title: "chain", backend: "server",
+    });
+    const host = doc.createElement("div");
+    const { default: widget } = await load();
+    const cleanup = widget.render({ model, el: host });
+    const said = () => ["connection", "notice"].map((id) => host.find(id).textContent)
+      .concat([host.find("stop").getAttribute("title") || ""]).join(" | ");
+    try {
+      await sleep(450);
+      assert.equal(host.find("state").textContent, "disconnected");
+      assert.equal(host.find("stop").getAttribute("title"),
+        "Stop will be queued until the server answers");
+      host.find("stop").click();
+      await sleep(130);
+      assert.match(said(), /queued — will be delivered when the server answers/);
+      model.set("heartbeat", 123);
+      await sleep(130);
+      assert.equal(host.find("state").textContent, "reconnecting");
+      assert.match(host.find("connection").textContent,
+        /^reconnecting — asking the server for its status/);
+      assert.doesNotMatch(said(), /kernel/);
+    } finally {
+      cleanup(); // a failed check must not leave the panel's timers running
+    }
+  });
+
   test(`figures (${kind}): paused, stopped and a restarted kernel show only what is true`, async () => {
     const { doc } = makeDocument();
     const kernel = { statusChanged: makeSignal() };

@@ -148,6 +148,26 @@ test("a stream the browser gave up on is reopened after retryMs, resuming from t
   assert.equal(win.calls.length, 0, "a closed model sends nothing");
 });
 
+test("the server's goodbye is the panel's goodbye message (cause server); the stream stays closed", async () => {
+  const win = fakeWin(() => ({ status: 200, body: {} }));
+  const model = createModel({ win, token: "t", retryMs: 5 });
+  const got = collect(model);
+  model.connect();
+  const es = FakeEventSource.all[0];
+  es.emit("status", snapshot(41, "completed"), "41");
+  es.emit("goodbye", { reason: "its chainlib run command has ended", status: snapshot(41, "completed") });
+  assert.deepEqual(got, [{
+    type: "goodbye", cause: "server", reason: "its chainlib run command has ended",
+    status: snapshot(41, "completed"),
+  }]);
+  assert.ok(es.closed, "a closed server is not retried for ever");
+  es.fail(FakeEventSource.CLOSED);
+  await new Promise((r) => setTimeout(r, 20));
+  model.connect();
+  assert.equal(FakeEventSource.all.length, 1, "no stream is reopened");
+  model.close();
+});
+
 test("web/model.js never uses HTML-string APIs or eval", () => {
   const src = readFileSync(join(dir, "web", "model.js"), "utf8");
   for (const bad of ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"]) {

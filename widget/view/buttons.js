@@ -2,6 +2,11 @@
 import { h, add, button, setAttr, setDisabled, setText } from "./dom.js";
 import { buttons, pauseButtonMode } from "../state.js";
 
+/** The Stop button's hint while disconnected; `backend`: "kernel" | "server". */
+export function stopQueuedTitle(backend) {
+  return `Stop will be queued until the ${backend === "server" ? "server" : "kernel"} answers`;
+}
+
 /** `onClick(button)` gets "play" | "pause" | "resume" | "stop" (the toggle's current meaning). */
 export function buttonsView(doc, onClick) {
   const root = h(doc, "div", "chainlib-controls");
@@ -31,7 +36,7 @@ export function buttonsView(doc, onClick) {
       setDisabled(pause, !b[mode].enabled);
       setDisabled(stop, !b.stop.enabled);
       setAttr(stop, "title",
-        st.ui === "disconnected" ? "Stop will be queued until the kernel answers" : null);
+        st.ui === "disconnected" ? stopQueuedTitle(st.config && st.config.backend) : null);
       setText(seq, st.seq >= 0 ? String(st.seq) : "");
     },
     dispose() {

@@ -6,11 +6,12 @@ const INTERMEDIATE_UI = Object.freeze(["starting", "pausing", "resuming", "stopp
 const OFFLINE_UI = Object.freeze(["disconnected", "reconnecting", "ended"]);
 
 /** The connection line: how fresh the figures are, and why not when they are not. */
-export function connectionLine(ui, age) {
+/** `backend`: "kernel" | "server" (the web page's), the noun of every line about it. */
+export function connectionLine(ui, age, backend = "kernel") {
   const last = Number.isFinite(age) ? ` — last update ${formatAge(age)} ago` : "";
-  if (ui === "reconnecting") return `reconnecting — asking the kernel for its status${last}`;
-  if (ui === "ended") return `the kernel is gone${last}`;
-  return connectionText(age, ui !== "disconnected");
+  if (ui === "reconnecting") return `reconnecting — asking the ${backend} for its status${last}`;
+  if (ui === "ended") return `the ${backend} is gone${last}`;
+  return connectionText(age, ui !== "disconnected", backend);
 }
 
 export function headerView(doc) {
@@ -20,13 +21,13 @@ export function headerView(doc) {
   const connection = add(root, h(doc, "span", "chainlib-connection", "connection"));
   return {
     root,
-    /** `ui`: front-end state name; `age`: seconds since the kernel was last heard. */
-    paint({ titleText, ui, age }) {
+    /** `ui`: front-end state name; `age`: seconds since the backend was last heard. */
+    paint({ titleText, ui, age, backend }) {
       setText(title, titleText || "chainlib");
       setText(badge, ui);
       setAttr(badge, "data-state", ui);
       setAttr(badge, "data-intermediate", INTERMEDIATE_UI.includes(ui) ? "true" : null);
-      setText(connection, connectionLine(ui, age));
+      setText(connection, connectionLine(ui, age, backend));
       connection.classList.toggle("chainlib-warn", OFFLINE_UI.includes(ui));
     },
   };

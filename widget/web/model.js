@@ -18,6 +18,10 @@
 // silence is what the state machine's pull / disconnect rules are built on. A 4xx is an error
 // reply (the notice names it). When the browser gives up on the event stream (it does on an HTTP
 // error), the stream is reopened after `retry` ms with the last event id, so the server resumes.
+// A `goodbye` event (the server is closing: its `chainlib run` ended, or its program closed it)
+// becomes the goodbye message the notebook panel gets from a kernel shutting down, with
+// cause "server": the panel says the server closed, with the final snapshot, instead of a lost
+// connection; the stream is not reopened.
 
 const STREAM_RETRY_MS = 500;
 const GALLERY_INTERVAL_MS = 1000; // as the notebook panel's THUMBNAIL_INTERVAL
@@ -59,6 +63,7 @@ export function createModel(options) {
   const retryMs = numberOr(options.retryMs, STREAM_RETRY_MS);
   let reopenTimer = null;
   let closed = false;
+  let serverGone = false; // the server said goodbye: no stream is reopened, no gallery asked
   const stats = {
     status: 0, heartbeat: 0, streamsOpened: 0, requests: 0, failedRequests: 0,
     galleryAsks: 0, galleryUpdates: 0,
@@ -97,7 +102,7 @@ export function createModel(options) {
   }
 
   function askGallery() {
-    if (!galleryWanted || closed || gallery.busy || gallery.timer !== null) return;
+    if (!galleryWanted || closed || serverGone || gallery.busy || gallery.timer !== null) return;
     if (gallery.askedSeq === gallery.seq) return; // nothing happened since the last ask
     const wait = Math.max(0, gallery.lastAsk + galleryIntervalMs - Date.now());
     gallery.timer = setTimeout(fetchGallery, wait);
@@ -243,10 +248,28 @@ export function createModel(options) {
       setTrait("heartbeat", numberOr(beat.time, Date.now() / 1000));
       askGallery(); // contact: a failed gallery ask is repeated
     });
+    es.addEventListener("goodbye", (e) => {
+      let bye = null;
+      try {
+        bye = JSON.parse(e.data);
+      } catch (_) {
+        bye = null;
+      }
+      serverGone = true;
+      es.close(); // the browser would retry a closed server for ever
+      if (source === es) source = null;
+      if (!bye || typeof bye !== "object") bye = {};
+      emit("msg:custom", {
+        type: "goodbye",
+        cause: "server",
+        reason: typeof bye.reason === "string" ? bye.reason : "",
+        status: bye.status,
+      });
+    });
     es.addEventListener("error", () => {
       // CONNECTING: the browser retries by itself (after the server's `retry:`); CLOSED: it gave
       // up (an HTTP error such as 503) and we reopen, resuming from the last event id.
-      if (es.readyState === win.EventSource.CLOSED && source === es && !closed) {
+      if (es.readyState === win.EventSource.CLOSED && source === es && !closed && !serverGone) {
         es.close();
         source = null;
         if (reopenTimer === null) {
@@ -272,7 +295,7 @@ export function createModel(options) {
     send,
     /** Start following the run (opens the event stream). */
     connect() {
-      if (!source && !closed) openStream();
+      if (!source && !closed && !serverGone) openStream();
       askGallery(); // on load
     },
     /** Stop the stream and every timer (the page is going away). */
