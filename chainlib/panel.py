@@ -225,6 +225,8 @@ class ControlPanel(anywidget.AnyWidget):
             status=first.to_dict(max_failures=MAX_FAILURES),
             heartbeat=time.time(),
             pull_interval=float(pull_interval),
+            # a view says disconnected after three heartbeats of silence, not between two slow ones
+            disconnect_after=max(3.0, 3 * float(heartbeat_interval)),
             title=str(getattr(runner, "title", "") or getattr(getattr(runner, "chain", None),
                                                               "name", "") or "chain"),
             kernel=initial_facts(),

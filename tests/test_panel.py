@@ -330,6 +330,15 @@ def test_heartbeat_while_paused_and_not_after_the_end(
     assert wire.updates("heartbeat", since=t_end + 0.25) == []
 
 
+def test_views_wait_three_heartbeats_before_saying_disconnected(
+    panels: list[ControlPanel]
+) -> None:
+    # with slow heartbeats a paused run's view flapped to disconnected between two of them
+    run = cl.Runner(gated_chain(1))
+    assert make_panel(panels, run).disconnect_after == 3.0
+    assert make_panel(panels, run, heartbeat_interval=5.0).disconnect_after == 15.0
+
+
 def test_traits_are_written_only_by_the_publisher_thread(
     wire: Wire, gates: Gates, panels: list[ControlPanel]
 ) -> None:
