@@ -96,8 +96,9 @@
  *                         pending command's timeout starts afresh (the kernel hears it now).
  *   busy notice           while B and a command is pending (sent while B, or unconfirmed for
  *                         BUSY_NOTICE_AFTER s): "The kernel is busy running another cell: <Cmd> is
- *                         queued and applies when that cell ends. The kernel's Interrupt (■) stops
- *                         the run now." Cleared when B ends or the command is confirmed.
+ *                         queued and applies when that cell ends. The kernel's Interrupt (■) ends
+ *                         that cell now, so <Cmd> applies at once." (Stop: "… ends that cell and
+ *                         stops the run now.") Cleared when B ends or the command is confirmed.
  *   tick                  (1) pending older than command_timeout (counted from the click, or from
  *                             the end of B) while not B -> cleared, ui = snapshot state, notice
  *                             "<Cmd> not confirmed …", pull.

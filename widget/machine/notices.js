@@ -8,9 +8,18 @@ export const ENDED_HEAD = Object.freeze({
   goodbye: "The kernel is shutting down or restarting",
 });
 
+/**
+ * The kernel's Interrupt (■) ends the blocking cell (it raises KeyboardInterrupt in it); the
+ * queued click then applies at once. Only a queued Stop makes that "stops the run": after a
+ * queued Pause the run pauses, after a queued Start it starts.
+ */
 export function busyText(command) {
-  return `The kernel is busy running another cell: ${LABEL[command]} is queued and applies when ` +
-    "that cell ends. The kernel's Interrupt (■) stops the run now.";
+  const label = LABEL[command];
+  const now = command === "stop"
+    ? "ends that cell and stops the run now"
+    : `ends that cell now, so ${label} applies at once`;
+  return `The kernel is busy running another cell: ${label} is queued and applies when that ` +
+    `cell ends. The kernel's Interrupt (■) ${now}.`;
 }
 
 /** `backend`: "kernel" | "server" (the config's), the noun of every notice about it. */

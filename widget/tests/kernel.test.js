@@ -37,7 +37,8 @@ describe("busy kernel (a foreign cell blocks the main shell, clicks not heard)",
     assert.equal(sent(s, "command").length, 1, "the click is sent (it queues in the kernel)");
     assert.equal(s.notice.cause, "busy");
     assert.equal(s.notice.text, "The kernel is busy running another cell: Pause is queued and " +
-      "applies when that cell ends. The kernel's Interrupt (■) stops the run now.");
+      "applies when that cell ends. The kernel's Interrupt (■) ends that cell now, so Pause " +
+      "applies at once.");
     // 30 s of a blocked main shell: heartbeats and progress keep flowing from the publisher thread
     let pulls = 0;
     for (let t = 1.1, seq = 11; t < 31; t += 0.3) {
@@ -103,6 +104,21 @@ describe("busy kernel (a foreign cell blocks the main shell, clicks not heard)",
       assert.equal(s.ui, "starting", `t=${t}`);
     }
     assert.match(s.notice.text, /Start is queued/);
+    // the Interrupt ends the blocking cell; the queued click then applies: no run is stopped
+    assert.doesNotMatch(s.notice.text, /stops the run/);
+    assert.match(s.notice.text, /Interrupt \(■\) ends that cell now, so Start applies at once/);
+  });
+
+  test("the busy notice says what the Interrupt does for each queued click", () => {
+    const text = (button) => {
+      let s = ev(at(button === "resume" ? "paused" : "running"), { type: "kernel", value: BUSY, now: 0 });
+      return ev(s, { type: "click", button, now: 1 }).notice.text;
+    };
+    assert.match(text("stop"), /Stop is queued .* Interrupt \(■\) ends that cell and stops the run now\.$/);
+    for (const [button, label] of [["pause", "Pause"], ["resume", "Resume"]]) {
+      assert.doesNotMatch(text(button), /stops the run/, button);
+      assert.match(text(button), new RegExp(`Interrupt \\(■\\) ends that cell now, so ${label} applies at once`));
+    }
   });
 
   test("an answer while the view believed the kernel busy ends the hold (a lost busy=false)", () => {
