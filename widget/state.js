@@ -307,7 +307,7 @@ function end(d, cause, reason) {
   d.pullSince = null;
   d.suspect = null;
   d.reconnecting = false;
-  setNotice(d, "warn", endedText(d.snapshot, cause, reason), "ended");
+  setNotice(d, "warn", endedText(d.snapshot, cause, reason, d.config.resumable), "ended");
 }
 
 function onMessage(d, msg) {
@@ -394,7 +394,8 @@ export function transition(state, event) {
     case "message":
       if (d.ended) {
         adopt(d, event.msg.status, true); // a late goodbye: its final snapshot is the truth
-        setNotice(d, "warn", endedText(d.snapshot, d.ended.cause, d.ended.reason), "ended");
+        setNotice(d, "warn", endedText(d.snapshot, d.ended.cause, d.ended.reason,
+          d.config.resumable), "ended");
       } else {
         onMessage(d, event.msg);
       }

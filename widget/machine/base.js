@@ -74,6 +74,9 @@ export function normalizeConfig(config) {
     // what answers this view: a Jupyter kernel (the notebook panel) or chainlib's control server
     // (the plain web page); only the wording of notices differs
     backend: c.backend === "server" ? "server" : "kernel",
+    // whether resume=True can skip this chain's finished items (it saves files into one folder);
+    // the kernel says so in the `resumable` trait; unknown counts as yes
+    resumable: c.resumable !== false,
   });
 }
 

@@ -41,8 +41,12 @@ export function stopQueuedText(backend = "kernel") {
   return `Stop queued — will be delivered when the ${backend} answers`;
 }
 
-/** `snap`: the newest snapshot (or null); `cause`: a key of ENDED_HEAD. */
-export function endedText(snap, cause, reason) {
+/**
+ * `snap`: the newest snapshot (or null); `cause`: a key of ENDED_HEAD; `resumable`: resume=True
+ * works for the chain (it saves files into one folder, where finished items are recorded); for
+ * any other chain `Runner(chain, resume=True)` is an error, so it is not advised.
+ */
+export function endedText(snap, cause, reason, resumable = true) {
   const head = ENDED_HEAD[cause] || ENDED_HEAD.restarted;
   const why = reason ? ` (${reason})` : "";
   if (!snap || snap.state === "idle") {
@@ -56,6 +60,9 @@ export function endedText(snap, cause, reason) {
       `${done}/${total}). Attach again from the new kernel.`;
   }
   const last = cause === "goodbye" ? "" : " (its last report)";
-  return `${head}${why}: the run ended at ${done}/${total}${last}. Run the cells again; ` +
-    "resume=True skips finished items.";
+  const again = resumable
+    ? "Run the cells again; resume=True skips finished items."
+    : "Run the cells again to start it over (this chain saves no files into one folder, so " +
+      "resume=True cannot skip finished items).";
+  return `${head}${why}: the run ended at ${done}/${total}${last}. ${again}`;
 }

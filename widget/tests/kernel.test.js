@@ -203,6 +203,22 @@ describe("kernel gone: ended", () => {
       "the run goes on in the process that serves it (running, 35/200). Attach again from the new kernel.");
   });
 
+  test("resume=True is advised only for a chain it works for (the `resumable` trait)", () => {
+    const ended = (resumable) => {
+      let s = transition(initial({ ...CFG, resumable }, 0, { idBase: BASE }), { type: "message", msg: { type: "status", id: BASE, status: snap("running", 10, { done: 31, total: 200 }) }, now: 0 });
+      s = ev(s, { type: "ended", cause: "restarted", now: 1 });
+      return s.notice.text;
+    };
+    assert.equal(ended(true), "The kernel restarted: the run ended at 31/200 (its last report). " +
+      "Run the cells again; resume=True skips finished items.");
+    assert.equal(ended(undefined), ended(true), "unknown counts as resumable");
+    // Runner(chain, resume=True) raises ValueError for a chain that saves no files
+    assert.equal(ended(false), "The kernel restarted: the run ended at 31/200 (its last report). " +
+      "Run the cells again to start it over (this chain saves no files into one folder, so " +
+      "resume=True cannot skip finished items).");
+    assert.doesNotMatch(ended(false), /resume=True skips/);
+  });
+
   test("an idle panel whose kernel restarted says its run no longer exists", () => {
     const s = ev(at("idle"), { type: "ended", cause: "shut down", now: 1 });
     assert.equal(s.notice.text, "The kernel shut down: this panel's run no longer exists. Run the cells again.");
