@@ -91,8 +91,14 @@
  *                         later event is ignored except a goodbye (its final snapshot is adopted).
  *                         Notice: "<what happened>: the run ended at N/M. Run the cells again;
  *                         resume=True skips finished items."
- *   kernel                B begins: pending commands are held (no timeout, no fast pulls, no
- *                         disconnect for want of answers). B ends: the busy notice clears and a
+ *   kernel                B begins: a pull goes out at once unless the previous probe is still
+ *                         unanswered (a probe: the kernel only learns that the front end sends on
+ *                         a subshell from a message that arrives there, and JupyterLab sends a
+ *                         comm's first messages, the load-time pull among them, on the main shell
+ *                         before its subshell exists; an answer during the cell proves that clicks
+ *                         are heard, see "status reply"), and pending commands are held
+ *                         (no timeout, no fast pulls, no disconnect for want of answers).
+ *                         B ends: the busy notice clears and a
  *                         pending command's timeout starts afresh (the kernel hears it now).
  *   busy notice           while B and a command is pending (sent while B, or unconfirmed for
  *                         BUSY_NOTICE_AFTER s): "The kernel is busy running another cell: <Cmd> is
@@ -185,6 +191,7 @@ export function initial(config, now, options = {}) {
     pending: null, // {command, id, sentAt, clockFrom, fromRunId, accepted}
     queued: null, // {command: "stop", id, since}
     pulls: [], // outstanding status_request ids (this view)
+    probeId: -1, // the pull sent when the kernel last turned busy (see "kernel")
     pullSince: null, // time the oldest unanswered pull was sent
     deafWarned: false, // the "kernel does not hear this panel" notice was shown for this pull
     lastPullAt: -Infinity,
@@ -267,6 +274,10 @@ function onKernel(d, value) {
     hearsClicks: value.hears_clicks === true,
     pid: Number.isInteger(value.pid) ? value.pid : null,
   };
+  if (!wasBusy && kernelBusy(d) && d.connected && !d.pulls.includes(d.probeId)) {
+    sendPull(d);
+    d.probeId = d.nextId - 1;
+  }
   if (wasBusy && !kernelBusy(d)) {
     clearNotice(d, "busy");
     if (d.pending) d.pending = { ...d.pending, clockFrom: d.now };

@@ -61,6 +61,36 @@ describe("busy kernel (a foreign cell blocks the main shell, clicks not heard)",
     assert.equal(s.notice, null);
   });
 
+  test("busy begins: one probe pull; answered during the cell (a subshell), clicks get no busy notice", () => {
+    // JupyterLab sends a comm's first messages on the main shell (its subshell does not exist yet),
+    // so the kernel cannot say hears_clicks before a message reaches the subshell: the view asks.
+    let s = ev(at("running"), { type: "kernel", value: BUSY, now: 0.5 });
+    const probe = pullIds(s);
+    assert.equal(probe.length, 1, "a pull goes out as the kernel turns busy");
+    assert.equal(pullIds(ev(s, { type: "kernel", value: BUSY, now: 0.6 })).length, 0, "one per busy cell");
+    s = ev(s, { type: "message", msg: { type: "status", id: probe[0], status: snap("running", 11) }, now: 0.55 });
+    assert.equal(kernelBusy(s), false, "answered while busy: the panel is heard");
+    s = ev(s, { type: "click", button: "pause", now: 1.5 });
+    s = ev(s, { type: "tick", now: 1.5 + BUSY_NOTICE_AFTER + 0.01 });
+    assert.equal(s.notice, null, "no busy notice for a click the kernel hears");
+    // a pull sent before the cell (the load-time one, on the main shell) is stuck behind it:
+    // it does not stand in for the probe
+    let r = ev(at("running"), { type: "visible", now: 0.4 });
+    assert.equal(pullIds(r).length, 1);
+    r = ev(r, { type: "kernel", value: BUSY, now: 0.5 });
+    const [probe2] = pullIds(r);
+    assert.ok(probe2 !== undefined, "a probe even though an older pull is out");
+    r = ev(r, { type: "message", msg: { type: "status", id: probe2, status: snap("running", 11) }, now: 0.55 });
+    assert.equal(kernelBusy(r), false);
+    // not answered (no subshell): the notice as before, and no second probe while one is out
+    let q = ev(at("running"), { type: "kernel", value: BUSY, now: 0.5 });
+    q = ev(q, { type: "kernel", value: FREE, now: 0.7 });
+    q = ev(q, { type: "kernel", value: BUSY, now: 0.9 });
+    assert.equal(pullIds(q).length, 0, "the first probe is still unanswered");
+    q = ev(q, { type: "click", button: "pause", now: 1 });
+    assert.equal(q.notice.cause, "busy");
+  });
+
   test("the timeout counts from the end of the busy cell", () => {
     let s = ev(at("running"), { type: "kernel", value: BUSY, now: 0 });
     s = ev(s, { type: "click", button: "stop", now: 1 });
