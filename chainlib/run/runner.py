@@ -48,6 +48,13 @@ WAIT_SLICE_S = 0.2
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
 
 
+ASYNC_WAKE_S = 0.2
+"""Longest sleep of the event loop in :meth:`Runner.wait_async`. A callback scheduled from a
+signal handler without waking the loop runs only at its next wake-up: ipykernel's Interrupt of an
+awaiting cell is one (tornado's ``add_callback`` on the loop's own thread), and without a timer it
+stayed pending until the run ended."""
+
+
 class Runner(RunnerAdvice):
     """Runs a chain on threads it owns; control it from any thread.
 
@@ -207,7 +214,11 @@ class Runner(RunnerAdvice):
                 run_wait_hooks()
 
     async def wait_async(self, timeout: float | None = None) -> Status:
-        """Await the end of the run without blocking the event loop (use in notebooks)."""
+        """Await the end of the run without blocking the event loop (use in notebooks).
+
+        Raises ``asyncio.TimeoutError`` after ``timeout`` seconds. A kernel's Interrupt cancels
+        the awaiting cell at once (``CancelledError``); the run goes on (stop it with
+        :meth:`stop` or the panel)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Status] = loop.create_future()
 
@@ -223,8 +234,16 @@ class Runner(RunnerAdvice):
             if engine is None or self._control.state not in ACTIVE_STATES:
                 return self._ledger.snapshot(self._control)
             engine.on_finish(done)
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            return await asyncio.wait_for(future, timeout)
+            while not future.done():
+                left = ASYNC_WAKE_S if deadline is None else min(ASYNC_WAKE_S,
+                                                                 deadline - loop.time())
+                if left <= 0:
+                    raise asyncio.TimeoutError(f"run {self.run_id} still active after "
+                                               f"{timeout} s")
+                await asyncio.wait((future,), timeout=left)
+            return future.result()
         finally:
             with self._control.lock:
                 engine.on_finish(done, add=False)
