@@ -121,6 +121,7 @@
  *                         (4) pulls unanswered for DEAF_AFTER s while updates still arrive and the
  *                             kernel is not busy -> a notice: the kernel does not hear this view
  *                             (reload the page). Cleared when a pull is answered.
+ *   restored notice       "Connection restored …" (info) clears RESTORED_NOTICE_S s after it was set.
  *   visible, online       pull now.
  *   leaving disconnected  (first contact) reconnecting if the view was connected before; forget
  *                         unanswered pulls and pull afresh (unless the contact is itself a status
@@ -134,7 +135,8 @@
 
 export {
   FRONT_STATES, BACKEND_STATES, ACTIVE_STATES, COMMANDS, VALID_FROM, INTERMEDIATE, CLICK_COMMAND,
-  DEFAULT_CONFIG, DEAF_AFTER, MAX_SEQ_JUMP, BUSY_NOTICE_AFTER, KERNEL_GONE, normalizeConfig,
+  DEFAULT_CONFIG, DEAF_AFTER, MAX_SEQ_JUMP, BUSY_NOTICE_AFTER, RESTORED_NOTICE_S, KERNEL_GONE,
+  normalizeConfig,
   isValidSnapshot, kernelBusy,
 } from "./machine/base.js";
 export { nextWakeup } from "./machine/timers.js";

@@ -4,7 +4,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import {
   initial, transition, buttons, nextWakeup, kernelGone, kernelBusy,
-  BUSY_NOTICE_AFTER, DEAF_AFTER, MAX_SEQ_JUMP,
+  BUSY_NOTICE_AFTER, DEAF_AFTER, MAX_SEQ_JUMP, RESTORED_NOTICE_S,
 } from "../state.js";
 import { CFG, snap, enabledSet } from "./helpers.js";
 
@@ -283,6 +283,13 @@ describe("reconnect", () => {
     s = ev(s, { type: "message", msg: { type: "status", id: fresh[0], status: snap("completed", 300, { done: 200, total: 200 }) }, now: 40.3 });
     assert.equal(s.ui, "completed");
     assert.equal(s.snapshot.done, 200);
+    // "Connection restored" says its piece, then goes: its cause (the lost link) is over
+    assert.equal(s.notice.text, "Connection restored");
+    assert.ok(nextWakeup(s) <= 40 + RESTORED_NOTICE_S);
+    s = ev(s, { type: "tick", now: 40 + RESTORED_NOTICE_S - 0.1 });
+    assert.equal(s.notice.text, "Connection restored");
+    s = ev(s, { type: "tick", now: 40 + RESTORED_NOTICE_S });
+    assert.equal(s.notice, null);
   });
 
   test("a reply to a pull sent before the disconnect does not end `reconnecting`", () => {
