@@ -35,7 +35,7 @@ from .preview import Key, Preview, PreviewBuffer
 from .seam import Executor
 from .states import ACTIVE_STATES, Command
 from .status import Ack, Status
-from .waiting import HOOK_SLICE_S, has_wait_hooks, run_wait_hooks
+from .waiting import HOOK_SLICE_S, await_waking, has_wait_hooks, run_wait_hooks
 
 if TYPE_CHECKING:
     from ..serve import ControlServer
@@ -46,13 +46,6 @@ OnError = Literal["stop", "skip"]
 WAIT_SLICE_S = 0.2
 """Longest lock wait in :meth:`Runner.wait`: a pending interrupt is seen within this time even
 where a lock wait is not interruptible (Windows, or ``_thread.interrupt_main``)."""
-
-
-ASYNC_WAKE_S = 0.2
-"""Longest sleep of the event loop in :meth:`Runner.wait_async`. A callback scheduled from a
-signal handler without waking the loop runs only at its next wake-up: ipykernel's Interrupt of an
-awaiting cell is one (tornado's ``add_callback`` on the loop's own thread), and without a timer it
-stayed pending until the run ended."""
 
 
 class Runner(RunnerAdvice):
@@ -216,9 +209,7 @@ class Runner(RunnerAdvice):
     async def wait_async(self, timeout: float | None = None) -> Status:
         """Await the end of the run without blocking the event loop (use in notebooks).
 
-        Raises ``asyncio.TimeoutError`` after ``timeout`` seconds. A kernel's Interrupt cancels
-        the awaiting cell at once (``CancelledError``); the run goes on (stop it with
-        :meth:`stop` or the panel)."""
+        ``asyncio.TimeoutError`` after ``timeout`` s; an Interrupt cancels the wait, not the run."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Status] = loop.create_future()
 
@@ -234,16 +225,8 @@ class Runner(RunnerAdvice):
             if engine is None or self._control.state not in ACTIVE_STATES:
                 return self._ledger.snapshot(self._control)
             engine.on_finish(done)
-        deadline = None if timeout is None else loop.time() + timeout
         try:
-            while not future.done():
-                left = ASYNC_WAKE_S if deadline is None else min(ASYNC_WAKE_S,
-                                                                 deadline - loop.time())
-                if left <= 0:
-                    raise asyncio.TimeoutError(f"run {self.run_id} still active after "
-                                               f"{timeout} s")
-                await asyncio.wait((future,), timeout=left)
-            return future.result()
+            return await await_waking(future, timeout, f"run {self.run_id}")
         finally:
             with self._control.lock:
                 engine.on_finish(done, add=False)
