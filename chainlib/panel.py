@@ -14,6 +14,8 @@ Kernel -> browser (synced traits, written only by this panel's publisher thread)
                     images as bytes (binary buffers; ``before`` None where the chain's iterator
                     gives no image); at most ``GALLERY_MAX_BYTES`` of images per message
     ``title``, ``pull_interval``, ``fast_pull_interval``, ``command_timeout``, ``disconnect_after``
+    ``resumable``   ``Runner(chain, resume=True)`` works for the run's chain
+                    (``Runner.can_resume``): what the panel advises once its kernel restarted
     ``kernel``      ``{"busy", "busy_since", "hears_clicks", "pid"}``: whether a cell is running on
                     the kernel's main shell (since when), whether this panel's messages are handled
                     off the main shell right now (a subshell, or ``Runner.wait`` pumping them), and
@@ -186,6 +188,7 @@ class ControlPanel(anywidget.AnyWidget):
     gallery = traitlets.List(traitlets.Dict()).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     kernel = traitlets.Dict().tag(sync=True)
+    resumable = traitlets.Bool(True).tag(sync=True)
 
     def __init__(
         self,
@@ -230,6 +233,8 @@ class ControlPanel(anywidget.AnyWidget):
             title=str(getattr(runner, "title", "") or getattr(getattr(runner, "chain", None),
                                                               "name", "") or "chain"),
             kernel=initial_facts(),
+            # an attached run (RemoteRun) does not say: unknown counts as yes
+            resumable=bool(getattr(runner, "can_resume", True)),
         )
         self.on_msg(ControlPanel._on_custom_msg)
         self._closing = threading.Event()

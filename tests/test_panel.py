@@ -89,6 +89,23 @@ def test_front_end_files_and_initial_traits(wire: Wire, panels: list[ControlPane
     assert p.publisher_thread.is_alive() and p.publisher_thread.daemon
 
 
+def test_resumable_trait_says_whether_resume_true_works(tmp_path: Any,
+                                                         panels: list[ControlPanel]) -> None:
+    # the "kernel restarted" notice advises resume=True only where Runner(resume=True) works
+    plain = cl.Runner(gated_chain(2))
+    assert plain.can_resume is False
+    with pytest.raises(ValueError, match="resume=True needs"):
+        cl.Runner(gated_chain(2), resume=True)
+    assert make_panel(panels, plain).resumable is False
+    chain = cl.Chain("saves")
+    pictures = chain.add("tp.picture", x=chain.add("core.range", n=2))
+    chain.add("image.save", image=pictures, folder=str(tmp_path / "out"), name="p")
+    saving = cl.Runner(chain)
+    assert saving.can_resume is True
+    assert make_panel(panels, saving).resumable is True
+    assert make_panel(panels, saving).trait_metadata("resumable", "sync")
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf")])
 def test_bad_intervals_rejected(gates: Gates, bad: float) -> None:
     run = cl.Runner(gated_chain(1))

@@ -50,6 +50,7 @@ function readConfig(model) {
     commandTimeout: num(model.get("command_timeout")),
     disconnectAfter: num(model.get("disconnect_after")),
     backend: model.get("backend"), // only the web page's model has it ("server")
+    resumable: model.get("resumable"),
   };
 }
 

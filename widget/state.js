@@ -92,13 +92,20 @@
  *                         later event is ignored except a goodbye (its final snapshot is adopted).
  *                         Notice: "<what happened>: the run ended at N/M. Run the cells again;
  *                         resume=True skips finished items."
- *   kernel                B begins: pending commands are held (no timeout, no fast pulls, no
- *                         disconnect for want of answers). B ends: the busy notice clears and a
+ *   kernel                B begins: a pull goes out at once unless the previous probe is still
+ *                         unanswered (a probe: the kernel only learns that the front end sends on
+ *                         a subshell from a message that arrives there, and JupyterLab sends a
+ *                         comm's first messages, the load-time pull among them, on the main shell
+ *                         before its subshell exists; an answer during the cell proves that clicks
+ *                         are heard, see "status reply"), and pending commands are held
+ *                         (no timeout, no fast pulls, no disconnect for want of answers).
+ *                         B ends: the busy notice clears and a
  *                         pending command's timeout starts afresh (the kernel hears it now).
  *   busy notice           while B and a command is pending (sent while B, or unconfirmed for
  *                         BUSY_NOTICE_AFTER s): "The kernel is busy running another cell: <Cmd> is
- *                         queued and applies when that cell ends. The kernel's Interrupt (■) stops
- *                         the run now." Cleared when B ends or the command is confirmed.
+ *                         queued and applies when that cell ends. The kernel's Interrupt (■) ends
+ *                         that cell now, so <Cmd> applies at once." (Stop: "… ends that cell and
+ *                         stops the run now.") Cleared when B ends or the command is confirmed.
  *   tick                  (1) pending older than command_timeout (counted from the click, or from
  *                             the end of B) while not B -> cleared, ui = snapshot state, notice
  *                             "<Cmd> not confirmed …", pull.
@@ -115,6 +122,7 @@
  *                         (4) pulls unanswered for DEAF_AFTER s while updates still arrive and the
  *                             kernel is not busy -> a notice: the kernel does not hear this view
  *                             (reload the page). Cleared when a pull is answered.
+ *   restored notice       "Connection restored …" (info) clears RESTORED_NOTICE_S s after it was set.
  *   visible, online       pull now.
  *   leaving disconnected  (first contact) reconnecting if the view was connected before; forget
  *                         unanswered pulls and pull afresh (unless the contact is itself a status
@@ -128,7 +136,8 @@
 
 export {
   FRONT_STATES, BACKEND_STATES, ACTIVE_STATES, COMMANDS, VALID_FROM, INTERMEDIATE, CLICK_COMMAND,
-  DEFAULT_CONFIG, DEAF_AFTER, MAX_SEQ_JUMP, BUSY_NOTICE_AFTER, KERNEL_GONE, normalizeConfig,
+  DEFAULT_CONFIG, DEAF_AFTER, MAX_SEQ_JUMP, BUSY_NOTICE_AFTER, RESTORED_NOTICE_S, KERNEL_GONE,
+  normalizeConfig,
   isValidSnapshot, kernelBusy,
 } from "./machine/base.js";
 export { nextWakeup } from "./machine/timers.js";
@@ -185,6 +194,7 @@ export function initial(config, now, options = {}) {
     pending: null, // {command, id, sentAt, clockFrom, fromRunId, accepted}
     queued: null, // {command: "stop", id, since}
     pulls: [], // outstanding status_request ids (this view)
+    probeId: -1, // the pull sent when the kernel last turned busy (see "kernel")
     pullSince: null, // time the oldest unanswered pull was sent
     deafWarned: false, // the "kernel does not hear this panel" notice was shown for this pull
     lastPullAt: -Infinity,
@@ -267,6 +277,10 @@ function onKernel(d, value) {
     hearsClicks: value.hears_clicks === true,
     pid: Number.isInteger(value.pid) ? value.pid : null,
   };
+  if (!wasBusy && kernelBusy(d) && d.connected && !d.pulls.includes(d.probeId)) {
+    sendPull(d);
+    d.probeId = d.nextId - 1;
+  }
   if (wasBusy && !kernelBusy(d)) {
     clearNotice(d, "busy");
     if (d.pending) d.pending = { ...d.pending, clockFrom: d.now };
@@ -307,7 +321,7 @@ function end(d, cause, reason) {
   d.pullSince = null;
   d.suspect = null;
   d.reconnecting = false;
-  setNotice(d, "warn", endedText(d.snapshot, cause, reason), "ended");
+  setNotice(d, "warn", endedText(d.snapshot, cause, reason, d.config.resumable), "ended");
 }
 
 function onMessage(d, msg) {
@@ -396,7 +410,8 @@ export function transition(state, event) {
     case "message":
       if (d.ended) {
         adopt(d, event.msg.status, true); // a late goodbye: its final snapshot is the truth
-        setNotice(d, "warn", endedText(d.snapshot, d.ended.cause, d.ended.reason), "ended");
+        setNotice(d, "warn", endedText(d.snapshot, d.ended.cause, d.ended.reason,
+          d.config.resumable), "ended");
       } else {
         onMessage(d, event.msg);
       }

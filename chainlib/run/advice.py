@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..chain.validate import Plan, Step
+from ..chain.validate import Plan, Step, resumable
 from .clusterarg import attach_cluster, dashboard_link
 from .hints import hint_facts, hints, no_result
 from .html import runner_html
@@ -34,6 +34,12 @@ class RunnerAdvice:
         def status(self) -> Status: ...
         def stop(self, reason: str | None = None) -> Ack: ...
         def wait(self, timeout: float | None = None) -> Status: ...
+
+    @property
+    def can_resume(self) -> bool:
+        """Whether ``Runner(chain, resume=True)`` works for this chain: its per-item nodes write
+        files into one constant output folder, where the finished items are recorded."""
+        return resumable(self._plan)
 
     def hints(self) -> list[str]:
         """What to do next after this run (resume, overwrite), when something went wrong."""

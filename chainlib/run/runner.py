@@ -35,7 +35,7 @@ from .preview import Key, Preview, PreviewBuffer
 from .seam import Executor
 from .states import ACTIVE_STATES, Command
 from .status import Ack, Status
-from .waiting import HOOK_SLICE_S, has_wait_hooks, run_wait_hooks
+from .waiting import HOOK_SLICE_S, await_waking, has_wait_hooks, run_wait_hooks
 
 if TYPE_CHECKING:
     from ..serve import ControlServer
@@ -207,7 +207,9 @@ class Runner(RunnerAdvice):
                 run_wait_hooks()
 
     async def wait_async(self, timeout: float | None = None) -> Status:
-        """Await the end of the run without blocking the event loop (use in notebooks)."""
+        """Await the end of the run without blocking the event loop (use in notebooks).
+
+        ``asyncio.TimeoutError`` after ``timeout`` s; an Interrupt cancels the wait, not the run."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Status] = loop.create_future()
 
@@ -224,7 +226,7 @@ class Runner(RunnerAdvice):
                 return self._ledger.snapshot(self._control)
             engine.on_finish(done)
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await await_waking(future, timeout, f"run {self.run_id}")
         finally:
             with self._control.lock:
                 engine.on_finish(done, add=False)

@@ -29,6 +29,8 @@ export const DEFAULT_CONFIG = Object.freeze({
 export const DEAF_AFTER = 12;
 /** A trait snapshot whose seq jumps further than this is confirmed by a pull before it is used. */
 export const MAX_SEQ_JUMP = 1_000_000;
+/** Seconds a "Connection restored …" notice stays (its cause, the lost connection, is over). */
+export const RESTORED_NOTICE_S = 5;
 /** Seconds a click may stay unconfirmed while the kernel is busy before the busy notice shows. */
 export const BUSY_NOTICE_AFTER = 0.5;
 /** Kernel connection statuses (JupyterLab's) that mean this panel's kernel process is gone. */
@@ -74,6 +76,9 @@ export function normalizeConfig(config) {
     // what answers this view: a Jupyter kernel (the notebook panel) or chainlib's control server
     // (the plain web page); only the wording of notices differs
     backend: c.backend === "server" ? "server" : "kernel",
+    // whether resume=True can skip this chain's finished items (it saves files into one folder);
+    // the kernel says so in the `resumable` trait; unknown counts as yes
+    resumable: c.resumable !== false,
   });
 }
 

@@ -9,9 +9,18 @@ export const ENDED_HEAD = Object.freeze({
   server: "The control server closed",
 });
 
+/**
+ * The kernel's Interrupt (■) ends the blocking cell (it raises KeyboardInterrupt in it); the
+ * queued click then applies at once. Only a queued Stop makes that "stops the run": after a
+ * queued Pause the run pauses, after a queued Start it starts.
+ */
 export function busyText(command) {
-  return `The kernel is busy running another cell: ${LABEL[command]} is queued and applies when ` +
-    "that cell ends. The kernel's Interrupt (■) stops the run now.";
+  const label = LABEL[command];
+  const now = command === "stop"
+    ? "ends that cell and stops the run now"
+    : `ends that cell now, so ${label} applies at once`;
+  return `The kernel is busy running another cell: ${label} is queued and applies when that ` +
+    `cell ends. The kernel's Interrupt (■) ${now}.`;
 }
 
 /** `backend`: "kernel" | "server" (the config's), the noun of every notice about it. */
@@ -45,8 +54,12 @@ function serverClosedText(snap, head) {
   return `${head}: the run is ${snap.state}, ${done}/${total} done.`;
 }
 
-/** `snap`: the newest snapshot (or null); `cause`: a key of ENDED_HEAD. */
-export function endedText(snap, cause, reason) {
+/**
+ * `snap`: the newest snapshot (or null); `cause`: a key of ENDED_HEAD; `resumable`: resume=True
+ * works for the chain (it saves files into one folder, where finished items are recorded); for
+ * any other chain `Runner(chain, resume=True)` is an error, so it is not advised.
+ */
+export function endedText(snap, cause, reason, resumable = true) {
   const head = ENDED_HEAD[cause] || ENDED_HEAD.restarted;
   const why = reason ? ` (${reason})` : "";
   if (cause === "server") return serverClosedText(snap, `${head}${why}`);
@@ -61,6 +74,9 @@ export function endedText(snap, cause, reason) {
       `${done}/${total}). Attach again from the new kernel.`;
   }
   const last = cause === "goodbye" ? "" : " (its last report)";
-  return `${head}${why}: the run ended at ${done}/${total}${last}. Run the cells again; ` +
-    "resume=True skips finished items.";
+  const again = resumable
+    ? "Run the cells again; resume=True skips finished items."
+    : "Run the cells again to start it over (this chain saves no files into one folder, so " +
+      "resume=True cannot skip finished items).";
+  return `${head}${why}: the run ended at ${done}/${total}${last}. ${again}`;
 }

@@ -1,8 +1,9 @@
 // Time-driven rules of the state machine (../state.js, "tick"): when to pull, when a click times
-// out, when silence means disconnected, when to warn that the kernel is busy or deaf.
+// out, when silence means disconnected, when to warn that the kernel is busy or deaf, when a
+// "Connection restored" notice has said its piece.
 import {
-  DEAF_AFTER, BUSY_NOTICE_AFTER, LABEL, TRANSITIONAL, isActive, kernelBusy, sendPull, setNotice,
-  snapshotState,
+  DEAF_AFTER, BUSY_NOTICE_AFTER, LABEL, RESTORED_NOTICE_S, TRANSITIONAL, isActive, kernelBusy,
+  sendPull, setNotice, snapshotState,
 } from "./base.js";
 import { busyText, deafText, stopQueuedText, timeoutText } from "./notices.js";
 
@@ -34,6 +35,12 @@ export function busyNoticeAt(d) {
   return d.pending.sentAt + BUSY_NOTICE_AFTER;
 }
 
+/** When an info notice about the connection ("Connection restored …") has said its piece. */
+export function restoredNoticeEndsAt(d) {
+  const n = d.notice;
+  return n && n.cause === "connection" && n.level === "info" ? n.at + RESTORED_NOTICE_S : Infinity;
+}
+
 export function commandTimeoutAt(d) {
   if (!d.pending || kernelBusy(d)) return Infinity;
   return d.pending.clockFrom + d.config.commandTimeout;
@@ -41,7 +48,8 @@ export function commandTimeoutAt(d) {
 
 export function nextWakeup(s) {
   if (s.ended) return Infinity;
-  return Math.min(nextPullAt(s), commandTimeoutAt(s), busyNoticeAt(s), disconnectDeadline(s));
+  return Math.min(nextPullAt(s), commandTimeoutAt(s), busyNoticeAt(s), disconnectDeadline(s),
+    restoredNoticeEndsAt(s));
 }
 
 export function goDisconnected(d) {
@@ -78,6 +86,7 @@ export function advance(d) {
     sendPull(d);
   }
   if (d.now >= busyNoticeAt(d)) busyNotice(d, d.pending.command);
+  if (d.now >= restoredNoticeEndsAt(d)) d.notice = null;
   if (d.connected && d.now >= disconnectDeadline(d)) goDisconnected(d);
   if (d.connected && !d.deafWarned && !(d.kernel && d.kernel.busy) && d.pullSince !== null &&
       d.lastContact > d.pullSince && d.now - d.pullSince >= DEAF_AFTER) {

@@ -4,7 +4,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import {
   initial, transition, buttons, nextWakeup, kernelGone, kernelBusy,
-  BUSY_NOTICE_AFTER, DEAF_AFTER, MAX_SEQ_JUMP,
+  BUSY_NOTICE_AFTER, DEAF_AFTER, MAX_SEQ_JUMP, RESTORED_NOTICE_S,
 } from "../state.js";
 import { CFG, snap, enabledSet } from "./helpers.js";
 
@@ -37,7 +37,8 @@ describe("busy kernel (a foreign cell blocks the main shell, clicks not heard)",
     assert.equal(sent(s, "command").length, 1, "the click is sent (it queues in the kernel)");
     assert.equal(s.notice.cause, "busy");
     assert.equal(s.notice.text, "The kernel is busy running another cell: Pause is queued and " +
-      "applies when that cell ends. The kernel's Interrupt (■) stops the run now.");
+      "applies when that cell ends. The kernel's Interrupt (■) ends that cell now, so Pause " +
+      "applies at once.");
     // 30 s of a blocked main shell: heartbeats and progress keep flowing from the publisher thread
     let pulls = 0;
     for (let t = 1.1, seq = 11; t < 31; t += 0.3) {
@@ -58,6 +59,36 @@ describe("busy kernel (a foreign cell blocks the main shell, clicks not heard)",
     s = ev(s, { type: "snapshot", status: snap("paused", 201), now: 31.4 });
     assert.equal(s.ui, "paused");
     assert.equal(s.notice, null);
+  });
+
+  test("busy begins: one probe pull; answered during the cell (a subshell), clicks get no busy notice", () => {
+    // JupyterLab sends a comm's first messages on the main shell (its subshell does not exist yet),
+    // so the kernel cannot say hears_clicks before a message reaches the subshell: the view asks.
+    let s = ev(at("running"), { type: "kernel", value: BUSY, now: 0.5 });
+    const probe = pullIds(s);
+    assert.equal(probe.length, 1, "a pull goes out as the kernel turns busy");
+    assert.equal(pullIds(ev(s, { type: "kernel", value: BUSY, now: 0.6 })).length, 0, "one per busy cell");
+    s = ev(s, { type: "message", msg: { type: "status", id: probe[0], status: snap("running", 11) }, now: 0.55 });
+    assert.equal(kernelBusy(s), false, "answered while busy: the panel is heard");
+    s = ev(s, { type: "click", button: "pause", now: 1.5 });
+    s = ev(s, { type: "tick", now: 1.5 + BUSY_NOTICE_AFTER + 0.01 });
+    assert.equal(s.notice, null, "no busy notice for a click the kernel hears");
+    // a pull sent before the cell (the load-time one, on the main shell) is stuck behind it:
+    // it does not stand in for the probe
+    let r = ev(at("running"), { type: "visible", now: 0.4 });
+    assert.equal(pullIds(r).length, 1);
+    r = ev(r, { type: "kernel", value: BUSY, now: 0.5 });
+    const [probe2] = pullIds(r);
+    assert.ok(probe2 !== undefined, "a probe even though an older pull is out");
+    r = ev(r, { type: "message", msg: { type: "status", id: probe2, status: snap("running", 11) }, now: 0.55 });
+    assert.equal(kernelBusy(r), false);
+    // not answered (no subshell): the notice as before, and no second probe while one is out
+    let q = ev(at("running"), { type: "kernel", value: BUSY, now: 0.5 });
+    q = ev(q, { type: "kernel", value: FREE, now: 0.7 });
+    q = ev(q, { type: "kernel", value: BUSY, now: 0.9 });
+    assert.equal(pullIds(q).length, 0, "the first probe is still unanswered");
+    q = ev(q, { type: "click", button: "pause", now: 1 });
+    assert.equal(q.notice.cause, "busy");
   });
 
   test("the timeout counts from the end of the busy cell", () => {
@@ -103,6 +134,21 @@ describe("busy kernel (a foreign cell blocks the main shell, clicks not heard)",
       assert.equal(s.ui, "starting", `t=${t}`);
     }
     assert.match(s.notice.text, /Start is queued/);
+    // the Interrupt ends the blocking cell; the queued click then applies: no run is stopped
+    assert.doesNotMatch(s.notice.text, /stops the run/);
+    assert.match(s.notice.text, /Interrupt \(■\) ends that cell now, so Start applies at once/);
+  });
+
+  test("the busy notice says what the Interrupt does for each queued click", () => {
+    const text = (button) => {
+      let s = ev(at(button === "resume" ? "paused" : "running"), { type: "kernel", value: BUSY, now: 0 });
+      return ev(s, { type: "click", button, now: 1 }).notice.text;
+    };
+    assert.match(text("stop"), /Stop is queued .* Interrupt \(■\) ends that cell and stops the run now\.$/);
+    for (const [button, label] of [["pause", "Pause"], ["resume", "Resume"]]) {
+      assert.doesNotMatch(text(button), /stops the run/, button);
+      assert.match(text(button), new RegExp(`Interrupt \\(■\\) ends that cell now, so ${label} applies at once`));
+    }
   });
 
   test("an answer while the view believed the kernel busy ends the hold (a lost busy=false)", () => {
@@ -204,6 +250,22 @@ describe("kernel gone: ended", () => {
       "the run goes on without it (paused, 31/200); serve it again to follow it here.");
   });
 
+  test("resume=True is advised only for a chain it works for (the `resumable` trait)", () => {
+    const ended = (resumable) => {
+      let s = transition(initial({ ...CFG, resumable }, 0, { idBase: BASE }), { type: "message", msg: { type: "status", id: BASE, status: snap("running", 10, { done: 31, total: 200 }) }, now: 0 });
+      s = ev(s, { type: "ended", cause: "restarted", now: 1 });
+      return s.notice.text;
+    };
+    assert.equal(ended(true), "The kernel restarted: the run ended at 31/200 (its last report). " +
+      "Run the cells again; resume=True skips finished items.");
+    assert.equal(ended(undefined), ended(true), "unknown counts as resumable");
+    // Runner(chain, resume=True) raises ValueError for a chain that saves no files
+    assert.equal(ended(false), "The kernel restarted: the run ended at 31/200 (its last report). " +
+      "Run the cells again to start it over (this chain saves no files into one folder, so " +
+      "resume=True cannot skip finished items).");
+    assert.doesNotMatch(ended(false), /resume=True skips/);
+  });
+
   test("an idle panel whose kernel restarted says its run no longer exists", () => {
     const s = ev(at("idle"), { type: "ended", cause: "shut down", now: 1 });
     assert.equal(s.notice.text, "The kernel shut down: this panel's run no longer exists. Run the cells again.");
@@ -238,6 +300,13 @@ describe("reconnect", () => {
     s = ev(s, { type: "message", msg: { type: "status", id: fresh[0], status: snap("completed", 300, { done: 200, total: 200 }) }, now: 40.3 });
     assert.equal(s.ui, "completed");
     assert.equal(s.snapshot.done, 200);
+    // "Connection restored" says its piece, then goes: its cause (the lost link) is over
+    assert.equal(s.notice.text, "Connection restored");
+    assert.ok(nextWakeup(s) <= 40 + RESTORED_NOTICE_S);
+    s = ev(s, { type: "tick", now: 40 + RESTORED_NOTICE_S - 0.1 });
+    assert.equal(s.notice.text, "Connection restored");
+    s = ev(s, { type: "tick", now: 40 + RESTORED_NOTICE_S });
+    assert.equal(s.notice, null);
   });
 
   test("a reply to a pull sent before the disconnect does not end `reconnecting`", () => {

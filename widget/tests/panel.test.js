@@ -316,6 +316,45 @@ for (const [kind, load] of LOADERS) {
     assert.equal(model.handlerCount(), 0);
   });
 
+  test(`elapsed (${kind}): the run's working time, frozen while paused, no jump after Resume`, async () => {
+    // The kernel's snapshot is built once per seq: a paused run's heartbeats repeat the one taken
+    // at the pause, and `elapsed` (wall time since the start) jumps by the whole pause at Resume.
+    // `active_s` (pauses excluded) is what the panel shows.
+    const { doc } = makeDocument();
+    const at = (state, seq, elapsed, active) =>
+      snap(state, seq, { run_id: "r1", total: 600, done: 250, elapsed, active_s: active });
+    const model = makeModel({
+      status: at("running", 5, 50, 50), heartbeat: 0, pull_interval: 5, fast_pull_interval: 0.5,
+      command_timeout: 5, disconnect_after: 3, thumbnail: null, thumbnail_label: "", title: "t",
+      kernel: { busy: false, hears_clicks: true, pid: 1 },
+    });
+    const host = doc.createElement("div");
+    const { default: widget } = await load();
+    const cleanup = widget.render({ model, el: host });
+    const $ = (id) => host.find(id);
+    try {
+      await sleep(130);
+      assert.equal($("elapsed").textContent, "elapsed 50 s");
+      model.set("status", at("paused", 6, 51, 51));
+      await sleep(130);
+      assert.equal($("elapsed").textContent, "elapsed 51 s");
+      // 30 s of pause, then Resume: the first running snapshot after it
+      model.set("status", at("running", 7, 82, 51.2));
+      await sleep(130);
+      assert.equal($("elapsed").textContent, "elapsed 51 s", "the pause is not counted");
+      model.set("status", at("stopped", 8, 90, 59));
+      await sleep(130);
+      assert.equal($("elapsed").textContent, "elapsed 59 s");
+      assert.match($("elapsed").getAttribute("title"), /pauses excluded/);
+      // a snapshot without active_s (an older kernel): its elapsed
+      model.set("status", { ...at("stopped", 9, 90, 59), active_s: undefined });
+      await sleep(130);
+      assert.equal($("elapsed").textContent, "elapsed 1:30");
+    } finally {
+      cleanup();
+    }
+  });
+
   test(`busy kernel and comm events (${kind}): the notice, then ended on comm_live_update`, async () => {
     const { doc } = makeDocument();
     const model = makeModel({

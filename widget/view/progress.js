@@ -32,6 +32,10 @@ export function progressView(doc) {
   const rate = add(stats, h(doc, "span", "chainlib-rate", "rate"));
   const eta = add(stats, h(doc, "span", "chainlib-eta", "eta"));
   const elapsed = add(stats, h(doc, "span", "chainlib-elapsed", "elapsed"));
+  // The run's working time, pauses excluded (`active_s`). Not `elapsed` (wall time since the
+  // start): the kernel builds one snapshot per seq, so a paused run repeats the one taken at the
+  // pause and the wall time would jump by the whole pause at Resume.
+  elapsed.setAttribute("title", "time the run has been working (pauses excluded)");
   return {
     root,
     /** `snap`: the newest accepted snapshot ({} before any); `fig`: figures.js's verdict. */
@@ -63,7 +67,7 @@ export function progressView(doc) {
         ? snap.reason : "";
       setText(reason, why ? `${snap.state}: ${why}` : "");
       setHidden(reason, !why);
-      setText(elapsed, `elapsed ${formatDuration(num(snap.elapsed))}`);
+      setText(elapsed, `elapsed ${formatDuration(num(snap.active_s) ?? num(snap.elapsed))}`);
     },
   };
 }
