@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .api.item import source_paths
 from .records import JsonlLog, RecordError, read_jsonl
 
 __all__ = ["MANIFEST_NAME", "Manifest", "RecordError"]
@@ -34,13 +35,12 @@ MANIFEST_NAME = ".chainlib-manifest.jsonl"
 def _stat(source: str) -> tuple[int, int] | None:
     # A source may name a part of a file as FILE#PART (a video frame: "clip.mp4#frame=12"):
     # the part's record is valid while FILE is unchanged.
-    for path in (source, source.rpartition("#")[0]):
+    for path in source_paths(source):
         try:
-            st = os.stat(path) if path else None
+            st = os.stat(path)
         except OSError:
             continue
-        if st is not None:
-            return st.st_size, st.st_mtime_ns
+        return st.st_size, st.st_mtime_ns
     return None
 
 

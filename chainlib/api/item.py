@@ -23,6 +23,13 @@ class Item:
     source: str | None = None
 
 
+def source_paths(source: str) -> tuple[str, ...]:
+    """The paths an item's ``source`` names: itself and, for a part of a file (``FILE#PART``),
+    ``FILE``."""
+    whole = source.rpartition("#")[0]
+    return (source, whole) if whole else (source,)
+
+
 class Lazy:
     """A value computed on the worker that runs the item, not on the iterator's thread.
 

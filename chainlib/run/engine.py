@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..api.context import Context, ItemCounts
-from ..api.item import Item
+from ..api.item import Item, source_paths
 from ..chain.validate import Plan
 from ..errors import ChainError, RunStopped
 from ..manifest import Manifest
@@ -370,8 +370,7 @@ class Engine:
         FILE#PART (a video frame, "clip.mp4#frame=12") makes FILE an input (as in the
         manifest)."""
         if source is not None and self._outputs is not None:
-            whole = source.rpartition("#")[0]
-            self._outputs.add_inputs((source, whole) if whole else (source,))
+            self._outputs.add_inputs(source_paths(source))
 
     def _already_complete(self, raw: Any) -> bool:
         return (self.resuming and self._manifest is not None and isinstance(raw, Item)
