@@ -152,3 +152,32 @@ def served(tmp_path: Path) -> Iterator[ServedRun]:
     if run.proc.poll() is None:
         run.proc.kill()
         run.proc.wait(10)
+
+
+# -- sample media (the upscale and video tests) ------------------------------------------------
+
+VIDEO_FRAMES = 48
+"""Frames in the ``clip`` fixture's sample video."""
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def clip(media: Path) -> str:
+    return str(samples.video(media / "clip.mp4", frames=VIDEO_FRAMES))
+
+
+@pytest.fixture(scope="module")
+def x2(media: Path) -> str:
+    return str(samples.model(media / "x2.onnx", scale=2))
+
+
+def decode(path: str | Path) -> list[Any]:
+    """Every frame of a video file, as RGB arrays."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]

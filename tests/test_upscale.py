@@ -28,16 +28,6 @@ from chainlib.nodes.upscale.tiles import grid  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("media")
-
-
-@pytest.fixture(scope="module")
-def x2(media: Path) -> str:
-    return str(samples.model(media / "x2.onnx", scale=2))
-
-
 def photo(h: int = 150, w: int = 230, seed: int = 3) -> np.ndarray[Any, Any]:
     """Smooth colour plus sharp detail (edges make seams visible)."""
     rng = np.random.default_rng(seed)

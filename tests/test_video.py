@@ -19,7 +19,6 @@ av = pytest.importorskip("av", reason="needs chainlib[video]")
 pytest.importorskip("onnxruntime", reason="needs chainlib[models]")
 
 import chainlib as cl  # noqa: E402
-from chainlib import samples  # noqa: E402
 from chainlib.api.context import NullContext  # noqa: E402
 from chainlib.api.item import Item, Lazy  # noqa: E402
 from chainlib.errors import ChainError, RunStopped  # noqa: E402
@@ -34,31 +33,11 @@ from chainlib.outputs import (  # noqa: E402
     OutputRefused,
     OutputSession,
 )
-from tests.conftest import wait_until  # noqa: E402
+from tests.conftest import VIDEO_FRAMES, decode, wait_until  # noqa: E402
 
 frames_mod = importlib.import_module("chainlib.nodes.video.frames")  # the package shadows it
 TESTS = Path(__file__).parent
-N = 48
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("media")
-
-
-@pytest.fixture(scope="module")
-def clip(media: Path) -> str:
-    return str(samples.video(media / "clip.mp4", frames=N))
-
-
-@pytest.fixture(scope="module")
-def x2(media: Path) -> str:
-    return str(samples.model(media / "x2.onnx", scale=2))
-
-
-def decode(path: str | Path) -> list[np.ndarray[Any, Any]]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+N = VIDEO_FRAMES
 
 
 def close(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], tol: float = 4.0) -> bool:

@@ -21,24 +21,9 @@ from chainlib import samples  # noqa: E402
 from chainlib.api.item import Item  # noqa: E402
 from chainlib.errors import ChainError  # noqa: E402
 from chainlib.nodes.video import frames, info, save  # noqa: E402
-from tests.conftest import wait_until  # noqa: E402
+from tests.conftest import VIDEO_FRAMES, decode, wait_until  # noqa: E402
 
-N = 48
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("media")
-
-
-@pytest.fixture(scope="module")
-def clip(media: Path) -> str:
-    return str(samples.video(media / "clip.mp4", frames=N))
-
-
-def decode(path: str | Path) -> list[np.ndarray[Any, Any]]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+N = VIDEO_FRAMES
 
 
 def solid(i: int) -> np.ndarray[Any, Any]:
