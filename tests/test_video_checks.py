@@ -30,6 +30,16 @@ def solid(i: int) -> np.ndarray[Any, Any]:
     return np.full((64, 80, 3), (i * 20 % 256, 255 - i * 20 % 256, (i * 90) % 256), np.uint8)
 
 
+def encode_frames(out: Any, stream: Any, images: list[np.ndarray[Any, Any]]) -> None:
+    """Encode RGB ``images`` into ``stream`` of the open container ``out`` (pts 0, 1, ...), then
+    flush the encoder."""
+    for i, image in enumerate(images):
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
 # -- audio_from --------------------------------------------------------------------------------
 
 
@@ -39,12 +49,7 @@ def _flac_clip(path: Path) -> str:
         video = out.add_stream("mpeg4", rate=8)
         video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
         audio = out.add_stream("flac", rate=8000, layout="mono")
-        for i in range(4):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * i, np.uint8),
-                                               format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
+        encode_frames(out, video, [np.full((32, 32, 3), 60 * i, np.uint8) for i in range(4)])
         samples_s16 = np.zeros((1, 4000), np.int16)
         sound = av.AudioFrame.from_ndarray(samples_s16, format="s16", layout="mono")
         sound.sample_rate, sound.pts = 8000, 0
@@ -302,13 +307,9 @@ def test_a_rotated_video_gives_upright_frames(
         stream = out.add_stream("mpeg4", rate=8)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.set_display_rotation(degrees)
-        for i in range(3):
-            stored = np.zeros((48, 64, 3), np.uint8)
-            stored[:12, :16] = 255  # a white block in the stored frame's top-left corner
-            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+        stored = np.zeros((48, 64, 3), np.uint8)
+        stored[:12, :16] = 255  # a white block in the stored frame's top-left corner
+        encode_frames(out, stream, [stored] * 3)
     upright = (64, 48) if degrees % 180 else (48, 64)
     assert (info(str(clip))["height"], info(str(clip))["width"]) == upright
     images = [item.value["image"].resolve() for item in frames(str(clip))]
@@ -340,12 +341,7 @@ def test_a_stream_without_a_frame_count_has_an_unknown_total(tmp_path: Path) -> 
         stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
                                 rate=8)
         stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8),
-                                               format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+        encode_frames(out, stream, [np.full((32, 32, 3), 40 * i, np.uint8) for i in range(6)])
     chain = cl.Chain()
     src = chain.add("video.frames", path=str(raw))
     chain.add("test.gate_frames", image=src["image"], index=src["index"])
