@@ -181,3 +181,13 @@ def decode(path: str | Path) -> list[Any]:
 
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+
+
+@pytest.fixture
+def image_limit() -> Iterator[Callable[[float], None]]:
+    """``image_limit(mb)`` sets the per-image memory limit for this test; the default is back
+    after it."""
+    from chainlib import memory
+
+    yield memory.set_max_image_mb
+    memory.set_max_image_mb(None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from chainlib.api import Item, Lazy, NullContext, all_specs
-from chainlib.memory import set_max_image_mb
 from chainlib.nodes import image as im
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -247,34 +247,32 @@ def test_resize_errors() -> None:
         im.resize(a, width=2, height=2, mode="stretch")  # type: ignore[arg-type]
 
 
-def test_resize_refuses_a_result_over_the_per_image_limit() -> None:
+def test_resize_refuses_a_result_over_the_per_image_limit(
+    image_limit: Callable[[float], None]
+) -> None:
     # width=65535 on an 800x600 photo asked Pillow for 65535x49151 RGB (9.6 GB) and the run
     # ground on for minutes (or was killed); the limit decoded images get applies to results too
     a = _rng_image((8, 8, 3))
-    set_max_image_mb(1)
-    try:
-        with pytest.raises(ValueError, match=r"width: the result 1000x1000 with 3 channel\(s\) "
-                                             r"is 3 MB, over the 1 MB limit per image"):
-            im.resize(a, width=1000)
-        assert im.resize(a, width=500).shape == (500, 500, 3)  # 0.7 MB: fine
-    finally:
-        set_max_image_mb(None)
+    image_limit(1)
+    with pytest.raises(ValueError, match=r"width: the result 1000x1000 with 3 channel\(s\) "
+                                         r"is 3 MB, over the 1 MB limit per image"):
+        im.resize(a, width=1000)
+    assert im.resize(a, width=500).shape == (500, 500, 3)  # 0.7 MB: fine
 
 
-def test_rotate_and_contact_sheet_refuse_a_result_over_the_per_image_limit() -> None:
+def test_rotate_and_contact_sheet_refuse_a_result_over_the_per_image_limit(
+    image_limit: Callable[[float], None]
+) -> None:
     # like resize: the canvas is checked before it is allocated
     a = _rng_image((400, 400, 3))
-    set_max_image_mb(0.5)
-    try:
-        with pytest.raises(ValueError, match=r"angle: the result 566x566 with 3 channel\(s\) is "
-                                             r"1 MB, over the 0.5 MB limit per image"):
-            im.rotate(a, angle=45, expand=True)
-        assert im.rotate(a, angle=45, expand=False).shape == (400, 400, 3)  # same size: fine
-        with pytest.raises(ValueError, match=r"images: the result .* over the 0.5 MB limit"):
-            im.contact_sheet([a] * 40, columns=5, thumb_size=200)
-        assert im.contact_sheet([a] * 4, columns=2, thumb_size=100).shape[2] == 3
-    finally:
-        set_max_image_mb(None)
+    image_limit(0.5)
+    with pytest.raises(ValueError, match=r"angle: the result 566x566 with 3 channel\(s\) is "
+                                         r"1 MB, over the 0.5 MB limit per image"):
+        im.rotate(a, angle=45, expand=True)
+    assert im.rotate(a, angle=45, expand=False).shape == (400, 400, 3)  # same size: fine
+    with pytest.raises(ValueError, match=r"images: the result .* over the 0.5 MB limit"):
+        im.contact_sheet([a] * 40, columns=5, thumb_size=200)
+    assert im.contact_sheet([a] * 4, columns=2, thumb_size=100).shape[2] == 3
 
 
 def test_info(any_image: np.ndarray[Any, Any]) -> None:

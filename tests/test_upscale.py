@@ -20,7 +20,6 @@ import chainlib as cl  # noqa: E402
 from chainlib import cli, samples  # noqa: E402
 from chainlib.api.context import NullContext  # noqa: E402
 from chainlib.errors import ChainError  # noqa: E402
-from chainlib.memory import set_max_image_mb  # noqa: E402
 from chainlib.nodes.upscale import model as model_mod  # noqa: E402
 from chainlib.nodes.upscale import model_info, upscale  # noqa: E402
 from chainlib.nodes.upscale.model import SESSIONS, threads_for  # noqa: E402
@@ -59,15 +58,14 @@ def test_without_overlap_the_seams_show(x2: str) -> None:
     assert diff(upscale(image, x2, tile=64, overlap=0), upscale(image, x2, tile=1024)) > 1
 
 
-def test_a_result_over_the_per_image_limit_is_refused_before_inference(x2: str) -> None:
+def test_a_result_over_the_per_image_limit_is_refused_before_inference(
+    x2: str, image_limit: Callable[[float], None]
+) -> None:
     image = np.zeros((600, 600, 3), np.uint8)  # x2: 1200x1200 RGB, 4 MB
-    set_max_image_mb(2)
-    try:
-        with pytest.raises(ValueError, match=r"image: the result 1200x1200 with 3 channel\(s\) "
-                                             r"is 4 MB, over the 2 MB limit per image"):
-            upscale(image, x2)
-    finally:
-        set_max_image_mb(None)
+    image_limit(2)
+    with pytest.raises(ValueError, match=r"image: the result 1200x1200 with 3 channel\(s\) "
+                                         r"is 4 MB, over the 2 MB limit per image"):
+        upscale(image, x2)
 
 
 def test_scale_is_read_from_the_model(media: Path) -> None:
