@@ -150,4 +150,3 @@ def test_ctrl_c_without_a_save_node_does_not_hint_resume(tmp_path: Path) -> None
     # and what it would have suggested is indeed refused:
     refused = cli("run", path, "--import", "cli_nodes", "--resume")
     assert refused.returncode == 2
-

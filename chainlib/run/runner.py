@@ -317,4 +317,3 @@ def _image_keys(steps: tuple[Step, ...]) -> tuple[Key, ...]:
     """The image outputs of ``steps``, the last step first."""
     return tuple((step.id, name) for step in reversed(steps)
                  for name, tp in step.spec.outputs.items() if type_name(tp) == "Image")
-
