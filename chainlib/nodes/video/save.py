@@ -282,9 +282,7 @@ def save(
     rate = fps or _source_fps(source, audio_from)
     count, pictures = _pictures(list(images), frames, counts.total if counts else None)
     if count == 0:
-        raise ValueError("images: no frames to encode" + (
-            " (a resumed run collects only the frames it processes; give frames= the folder the "
-            "frames are saved in, or run without resume)" if resuming and not frames else ""))
+        raise ValueError("images: no frames to encode")
     encoder = encoder_for(codec)
 
     def write(fh: IO[bytes]) -> None:
