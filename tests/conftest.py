@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -191,3 +192,27 @@ def image_limit() -> Iterator[Callable[[float], None]]:
 
     yield memory.set_max_image_mb
     memory.set_max_image_mb(None)
+
+
+T = TypeVar("T")
+
+
+def run_loop(main: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    """``asyncio.run(main())`` on a thread of its own, within ``timeout`` s: the browser tests'
+    Playwright keeps an event loop running on the main thread for the whole session."""
+    box: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(asyncio.run(main()))  # type: ignore[arg-type]
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the event loop did not finish"
+    if errors:
+        raise errors[0]
+    return box[0]

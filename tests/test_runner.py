@@ -7,7 +7,7 @@ import time
 import pytest
 
 import chainlib as cl
-from tests.conftest import Gates, gated_chain, wait_until
+from tests.conftest import Gates, gated_chain, run_loop, wait_until
 
 
 def sum_chain(n: int) -> tuple[cl.Chain, cl.NodeHandle]:
@@ -383,13 +383,7 @@ def test_wait_timeout_and_async_wait(gates: Gates) -> None:
         asyncio.get_running_loop().call_later(0.05, gates.release.set)
         return await run
 
-    # A fresh thread owns its event loop (the browser tier's Playwright keeps one running on
-    # the main thread for the whole session).
-    result: list[cl.Status] = []
-    t = threading.Thread(target=lambda: result.append(asyncio.run(main())))
-    t.start()
-    t.join(10)
-    assert result and result[0].state == "completed"
+    assert run_loop(main, timeout=10).state == "completed"
 
 
 def test_command_acks_are_thread_safe(gates: Gates) -> None:

@@ -5,36 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import pytest
 
 import chainlib as cl
-from tests.conftest import Gates, gated_chain
-
-T = TypeVar("T")
-
-
-def run_loop(main: Callable[[], Awaitable[T]]) -> T:
-    """``asyncio.run(main())`` on a thread of its own: the browser tests' Playwright keeps an
-    event loop running on the main thread for the whole session."""
-    box: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            box.append(asyncio.run(main()))  # type: ignore[arg-type]
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(30)
-    assert not thread.is_alive(), "the event loop did not finish"
-    if errors:
-        raise errors[0]
-    return box[0]
+from tests.conftest import Gates, gated_chain, run_loop
 
 
 def test_wait_async_returns_the_final_status_and_times_out(gates: Gates) -> None:
