@@ -282,7 +282,8 @@ for (const [kind, load] of LOADERS) {
     assert.equal(slowRow().childNodes[5].textContent, "● 2 (80%)");
     assert.equal($("current").parentNode.textContent, "Running: slow");
 
-    model.set("status", snap("paused", 6, { ...base, nodes: nodes("running", 2) }));
+    // as the kernel sends it: nothing executes, so `current` is empty; 2 items parked in slow
+    model.set("status", snap("paused", 6, { ...base, current: [], nodes: nodes("paused", 2) }));
     await sleep(130);
     assert.equal($("state").textContent, "paused");
     assert.equal($("rate").hidden, true, "no rate while paused");

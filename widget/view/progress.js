@@ -74,6 +74,13 @@ export function progressView(doc) {
 
 const CURRENT_LABEL = Object.freeze({ running: "Running: ", parked: "Paused in: ", none: "Running: " });
 
+// A paused snapshot's `current` is empty (nothing executes); the items parked at a checkpoint
+// are the nodes' `running` counts.
+function parkedIn(snap) {
+  const nodes = snap.nodes && typeof snap.nodes === "object" ? snap.nodes : {};
+  return Object.entries(nodes).filter(([, n]) => n && (num(n.running) ?? 0) > 0).map(([id]) => str(id));
+}
+
 export function currentView(doc) {
   const root = h(doc, "div", "chainlib-current-box");
   const label = add(root, h(doc, "span", "chainlib-label"));
@@ -81,7 +88,8 @@ export function currentView(doc) {
   return {
     root,
     paint(snap, fig) {
-      const names = Array.isArray(snap.current) ? snap.current.map(str) : [];
+      const names = fig.inFlight === "parked" ? parkedIn(snap)
+        : Array.isArray(snap.current) ? snap.current.map(str) : [];
       setText(label, CURRENT_LABEL[fig.inFlight]);
       setText(current, names.length && fig.inFlight !== "none" ? names.join(", ") : "—");
     },
