@@ -83,10 +83,12 @@ def test_an_attached_panel_survives_a_kernel_restart(served: ServedRun) -> None:
         assert comm2.open_state["status"]["run_id"] == paused["run_id"]
         # paused: the seq is stable, so the panel, the terminal and the server agree exactly
         assert panel_truth(h, comm2, 2) == served.status()
-        assert command(h, comm2, "resume", 3)["accepted"]
+        ack = command(h, comm2, "resume", 3)
+        assert ack["accepted"], ack  # the reason, if not
         served.wait_state("running")
         assert panel_truth(h, comm2, 4)["state"] == "running"
-        assert command(h, comm2, "stop", 5)["accepted"]
+        ack = command(h, comm2, "stop", 5)
+        assert ack["accepted"], ack
         served.proc.communicate(timeout=30)
         assert served.proc.returncode == 130  # stopped (by the attached panel)
     finally:
